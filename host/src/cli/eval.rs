@@ -1,0 +1,183 @@
+//! `lunabox eval FILE.lua`: run one chunk in the sandbox as a hook would run.
+//!
+//! Exit status: 0 ok, 1 Lua error, 3 limit hit, 2 bad usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::Context;
+use crate::run::executors::local::LocalExecutor;
+use crate::sandbox::{HookOutcome, HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
+
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 the chunk returned, 1 Lua error, 3 a limit stopped it, 2 bad usage.\n\
+Run calls (RunBash, ...) run on this machine as the current user.")]
+pub struct Args {
+    /// The Lua chunk to run (`-` reads standard input).
+    pub file: PathBuf,
+    /// A JSON object whose keys become read-only globals (like a hook's
+    /// `parameters`, `source`, ...).
+    #[arg(long, value_name = "FILE.json")]
+    pub globals: Option<PathBuf>,
+    /// Wall-clock limit, e.g. `2s`, `500ms`.
+    #[arg(long, default_value = "30s", value_parser = crate::util::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Instruction budget (wasmtime fuel); unmetered when absent.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Linear-memory cap, e.g. `64MiB`.
+    #[arg(long, default_value = "256MiB", value_parser = crate::util::parse_size)]
+    pub memory: u64,
+    /// Largest returned value, as JSON text, e.g. `1MiB`.
+    #[arg(long, default_value = "16MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
+    pub max_result: u64,
+    /// Most log (print) bytes, e.g. `1MiB`.
+    #[arg(long, default_value = "16MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
+    pub max_log: u64,
+    /// Most Run calls.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_calls: u32,
+    /// Print one JSON object: outcome, value | message+traceback | limit, stats, log.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let script = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the chunk from standard input")
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))
+    };
+    let script = match script {
+        Ok(s) => s,
+        Err(e) => return Ok(usage_error(&format!("{e:#}"))),
+    };
+    let globals = match &args.globals {
+        None => serde_json::Map::new(),
+        Some(path) => match read_globals(path) {
+            Ok(g) => g,
+            Err(e) => return Ok(usage_error(&format!("{e:#}"))),
+        },
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_hooks: 2,
+        max_memory: args.memory.max(64 << 20),
+        ..RuntimeConfig::default()
+    })?;
+    let chunk_name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "stdin".into());
+    let mut request = HookRequest::new(script, chunk_name, Arc::new(LocalExecutor::new()));
+    request.globals = globals;
+    request.limits = Limits {
+        timeout: args.timeout,
+        fuel: args.fuel,
+        memory: args.memory,
+        max_result_bytes: u32::try_from(args.max_result).unwrap_or(u32::MAX),
+        max_log_bytes: args.max_log,
+        max_run_calls: args.max_calls,
+    };
+    let outcome = runtime.run_hook(request);
+    if args.json {
+        println!("{}", outcome_json(&outcome));
+    } else {
+        print_human(&outcome);
+    }
+    Ok(ExitCode::from(exit_status(&outcome.result)))
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(super::EXIT_USAGE)
+}
+
+fn read_globals(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => anyhow::bail!("{}: --globals must hold a JSON object (name -> value)", path.display()),
+        Err(e) => anyhow::bail!("{}: not valid JSON: {e}", path.display()),
+    }
+}
+
+/// 0 ok, 1 error, 3 limit.
+pub fn exit_status(result: &HookResult) -> u8 {
+    match result {
+        HookResult::Ok(_) => 0,
+        HookResult::Error(_) => 1,
+        HookResult::Limit(_) => 3,
+    }
+}
+
+/// The `--json` object for an outcome.
+pub fn outcome_json(outcome: &HookOutcome) -> serde_json::Value {
+    let mut out = match &outcome.result {
+        HookResult::Ok(v) => json!({ "outcome": "ok", "value": v }),
+        HookResult::Error(e) => {
+            let mut o = json!({ "outcome": "error", "kind": e.kind, "message": e.message });
+            if let Some(tb) = &e.traceback {
+                o["traceback"] = json!(tb);
+            }
+            if let Some(f) = &e.fault {
+                o["fault"] = json!(f);
+            }
+            o
+        }
+        HookResult::Limit(kind) => json!({ "outcome": "limit", "limit": kind.as_str(), "message": limit_message(*kind) }),
+    };
+    out["stats"] = json!(outcome.stats);
+    out["log"] = json!(outcome.log);
+    out["runCalls"] = json!(outcome.transcript);
+    out
+}
+
+/// What a person is told when a limit stopped a hook.
+pub fn limit_message(kind: crate::sandbox::LimitKind) -> &'static str {
+    use crate::sandbox::LimitKind::*;
+    match kind {
+        Time => "the hook ran past its time limit and was stopped (raise --timeout if it needs longer)",
+        Fuel => "the hook used up its fuel (instruction budget) and was stopped (raise --fuel)",
+        Memory => "the hook tried to use more memory than allowed and was stopped (raise --memory)",
+        Output => "the hook's returned value or log was larger than allowed (raise --max-result / --max-log)",
+        Calls => "the hook made more Run calls than allowed (raise --max-calls)",
+    }
+}
+
+fn print_human(outcome: &HookOutcome) {
+    for line in &outcome.log {
+        eprintln!("[{}] {}", line.level, line.message);
+    }
+    match &outcome.result {
+        HookResult::Ok(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        HookResult::Error(e) => {
+            eprintln!("error: {}", e.message);
+            if let Some(f) = &e.fault {
+                eprintln!("  failed call: {} exited with status {}", f.function, f.exit_code);
+                if !f.stdout.is_empty() {
+                    eprintln!("  stdout: {}", f.stdout.trim_end());
+                }
+                if !f.stderr.is_empty() {
+                    eprintln!("  stderr: {}", f.stderr.trim_end());
+                }
+            }
+            if let Some(tb) = &e.traceback {
+                eprintln!("{tb}");
+            }
+        }
+        HookResult::Limit(kind) => eprintln!("limit ({kind}): {}", limit_message(*kind)),
+    }
+    let s = &outcome.stats;
+    let fuel = s.fuel_used.map(|f| format!(", fuel {f}")).unwrap_or_default();
+    eprintln!(
+        "({:.1} ms, peak memory {} KiB, {} Run calls{fuel})",
+        s.wall,
+        s.peak_memory / 1024,
+        s.run_calls
+    );
+}

@@ -1,0 +1,12 @@
+//! `lunabox toolkit install|list`: installed toolkits.
+
+use std::process::ExitCode;
+
+use super::Context;
+
+#[derive(clap::Subcommand)]
+pub enum Command {}
+
+pub fn run(_ctx: &Context, _cmd: Command) -> anyhow::Result<ExitCode> {
+    super::not_yet("toolkit")
+}

@@ -1,0 +1,5 @@
+//! The `lunabox` command: a thin client of the library (see `cli`).
+
+fn main() -> std::process::ExitCode {
+    lunabox::cli::main()
+}

@@ -1,0 +1,4 @@
+//! Executors: who carries out Run calls.
+
+pub mod local;
+pub mod scripted;

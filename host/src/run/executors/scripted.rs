@@ -1,0 +1,1 @@
+//! Scripted responses, for testing toolkits without their systems (`--responses`).

@@ -1,0 +1,124 @@
+//! Per-hook limits, the outcome kinds they produce when hit, and the memory
+//! limiter that enforces the linear-memory cap.
+
+use std::time::Duration;
+
+/// Limits for one hook. Every one is enforced by the host; when one is hit
+/// the hook stops and its outcome is [`LimitKind`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Wall-clock deadline for the whole hook, Run calls included.
+    pub timeout: Duration,
+    /// Instruction budget (wasmtime fuel); `None`: not metered.
+    pub fuel: Option<u64>,
+    /// Most linear memory the hook's instance may have, in bytes.
+    pub memory: u64,
+    /// Largest returned value, as JSON text, in bytes.
+    pub max_result_bytes: u32,
+    /// Most bytes the hook may write to its log.
+    pub max_log_bytes: u64,
+    /// Most Run calls the hook may make.
+    pub max_run_calls: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(3600),
+            fuel: None,
+            memory: 256 << 20,
+            max_result_bytes: 16 << 20,
+            max_log_bytes: 16 << 20,
+            max_run_calls: 10_000,
+        }
+    }
+}
+
+/// Which limit stopped a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitKind {
+    /// The wall-clock deadline passed (in Lua or in a Run call).
+    Time,
+    /// The fuel budget ran out.
+    Fuel,
+    /// The hook tried to grow its memory past the cap.
+    Memory,
+    /// The returned value or the log was larger than allowed.
+    Output,
+    /// The hook made more Run calls than allowed.
+    Calls,
+}
+
+impl LimitKind {
+    /// The name used in `--json` output (`time`, `fuel`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Time => "time",
+            LimitKind::Fuel => "fuel",
+            LimitKind::Memory => "memory",
+            LimitKind::Output => "output",
+            LimitKind::Calls => "calls",
+        }
+    }
+}
+
+impl std::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error a host function or the limiter raises to stop a hook; it
+/// travels through the guest as a trap and is recognised on the way out.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("hook stopped: {0} limit reached")]
+pub struct LimitHit(pub LimitKind);
+
+/// Caps the total linear memory of one instance and records its peak.
+#[derive(Debug)]
+pub struct MemoryCap {
+    pub cap: u64,
+    pub peak: u64,
+    /// Bytes of all the instance's memories together.
+    current_total: u64,
+}
+
+impl MemoryCap {
+    pub fn new(cap: u64) -> Self {
+        MemoryCap {
+            cap,
+            peak: 0,
+            current_total: 0,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Each memory reports its own sizes (creation counts as growing from
+        // zero), so the instance's total moves by what this one grows.
+        let total = self.current_total + (desired as u64).saturating_sub(current as u64);
+        if total > self.cap {
+            return Err(wasmtime::Error::new(LimitHit(LimitKind::Memory)));
+        }
+        self.current_total = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; Lua never grows them much.
+        Ok(desired <= 1 << 20)
+    }
+}
