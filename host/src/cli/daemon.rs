@@ -1,12 +1,59 @@
 //! `lunabox daemon`.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::Context;
+use super::jobs::{duration_arg, open_engine, print_json};
+use crate::engine::daemon::{self, DaemonOptions};
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Examples:\n  lunabox daemon\n  lunabox daemon --once --json\n\nCtrl-C (or SIGTERM) stops it cleanly: nothing new starts, SnapSyncs in flight finish.\nA second Ctrl-C stops it at once (an interrupted SnapSync is cleaned up by the next command)."
+)]
+pub struct Args {
+    /// One pass: status, worker and due SnapSyncs of every enabled dSource, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// How often to run each dSource's status hook.
+    #[arg(long, value_parser = duration_arg, default_value = "30s")]
+    pub interval: Duration,
+    /// How often to run each dSource's worker hook.
+    #[arg(long, value_parser = duration_arg, default_value = "10s")]
+    pub worker_interval: Duration,
+    /// Print a summary as JSON on stdout when it stops.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_ctx: &Context, _args: Args) -> anyhow::Result<ExitCode> {
-    super::not_yet("daemon")
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    // A second signal gets the default action (terminate).
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+pub fn run(ctx: &Context, a: Args) -> anyhow::Result<ExitCode> {
+    let mut engine = open_engine(ctx)?;
+    // SAFETY: installing a handler that only stores to an atomic and
+    // resets the disposition, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let opts = DaemonOptions {
+        once: a.once,
+        status_interval: a.interval,
+        worker_interval: a.worker_interval,
+    };
+    let summary = daemon::run(&mut engine, &opts, &STOP)?;
+    if a.json {
+        print_json(&summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

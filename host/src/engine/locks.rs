@@ -139,7 +139,8 @@ mod tests {
     fn second_taker_waits_then_times_out_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.lock");
-        let held = DsourceLock::acquire(&p, "x", "sync", Duration::from_secs(1), &mut |_| {}).unwrap();
+        let held =
+            DsourceLock::acquire(&p, "x", "sync", Duration::from_secs(1), &mut |_| {}).unwrap();
         // flock locks belong to the open file description: a second open in
         // the same process conflicts like another process would.
         let mut waited = String::new();

@@ -16,7 +16,8 @@
 //! to the live data, which keeps changing); any other file is copied, with a
 //! reflink (`FICLONE`) when the filesystem has them. Directories, symlinks,
 //! modes and mtimes are kept; hard links inside the live tree stay hard links.
-//! The snapshot is built in `.tmp-<id>`, flushed (`syncfs`), and only
+//! The snapshot is built in `.tmp-<id>`, flushed (each copied file and each
+//! directory fsynced), and only
 //! [`SnapshotStore::commit`] renames it into place; the caller records it in
 //! the database after that. A crash leaves a `.tmp-*` directory (or a
 //! directory without a database row), which [`SnapshotStore::recover`]
@@ -281,8 +282,16 @@ fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// Copy `src` to the new file `dst` with a reflink when possible; set
-/// `mode` and the times. Returns whether the copy was a reflink.
-fn copy_file(src: &Path, dst: &Path, mode: u32, atime_ns: i64, mtime_ns: i64) -> io::Result<bool> {
+/// `mode` and the times; with `durable`, fsync it. Returns whether the copy
+/// was a reflink.
+fn copy_file(
+    src: &Path,
+    dst: &Path,
+    mode: u32,
+    atime_ns: i64,
+    mtime_ns: i64,
+    durable: bool,
+) -> io::Result<bool> {
     let mut s = File::open(src)?;
     let mut d = OpenOptions::new()
         .write(true)
@@ -299,6 +308,9 @@ fn copy_file(src: &Path, dst: &Path, mode: u32, atime_ns: i64, mtime_ns: i64) ->
     // SAFETY: `d` is open; `times` holds two timespecs.
     if unsafe { libc::futimens(d.as_raw_fd(), times.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
+    }
+    if durable {
+        d.sync_all()?;
     }
     Ok(reflinked)
 }
@@ -326,16 +338,6 @@ pub fn force_remove(path: &Path) -> io::Result<()> {
     fs::remove_dir(path)
 }
 
-/// Flush everything written on the filesystem holding `dir`.
-fn sync_filesystem(dir: &Path) -> io::Result<()> {
-    let f = File::open(dir)?;
-    // SAFETY: `f` is an open descriptor.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Fsync a directory (makes a rename in it durable).
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -343,7 +345,6 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 /// The previous snapshot, as the builder consults it.
 struct Previous {
-    id: u64,
     files: PathBuf,
     started_ns: i64,
     entries: HashMap<PathBuf, Entry>,
@@ -402,8 +403,7 @@ impl Builder<'_> {
                     .map_err(ioe("create the symlink", &dst))?;
                 let mut e = Entry::from_meta(&child_rel, 'l', &cmd);
                 (e.target, e.target_hex) = encode(target.as_os_str());
-                set_times(&dst, e.atime_ns, e.mtime_ns)
-                    .map_err(ioe("set the times of", &dst))?;
+                set_times(&dst, e.atime_ns, e.mtime_ns).map_err(ioe("set the times of", &dst))?;
                 self.write_entry(&e)?;
                 self.stats.symlinks += 1;
             } else if ft.is_file() {
@@ -413,7 +413,9 @@ impl Builder<'_> {
                 tracing::warn!(path = %src.display(), "not a file, directory or symlink: left out of the snapshot");
             }
         }
-        // Post-order: the directory's own mode and times, once it is full.
+        // Post-order, once it is full: make its entries durable, then set
+        // its own mode and times.
+        fsync_dir(&dst_dir).map_err(ioe("flush", &dst_dir))?;
         let ro = md.mode() & 0o7777 & !0o222;
         fs::set_permissions(&dst_dir, fs::Permissions::from_mode(ro))
             .map_err(ioe("set the mode of", &dst_dir))?;
@@ -444,21 +446,18 @@ impl Builder<'_> {
                 self.inner_links.insert((e.dev, e.ino), dst.to_path_buf());
             }
         }
-        if let Some(prev) = &self.prev {
-            if let Some(pe) = prev.entries.get(rel) {
-                if pe.unchanged(md, prev.started_ns) {
-                    let old = prev.files.join(rel);
-                    // EMLINK (too many links) or a damaged previous
-                    // snapshot: fall back to a copy.
-                    if fs::hard_link(&old, dst).is_ok() {
-                        self.stats.linked_files += 1;
-                        self.stats.linked_bytes += e.size;
-                        return self.write_entry(&e);
-                    }
-                }
-            }
+        if let Some(prev) = &self.prev
+            && let Some(pe) = prev.entries.get(rel)
+            && pe.unchanged(md, prev.started_ns)
+            // EMLINK (too many links) or a damaged previous snapshot: fall
+            // back to a copy.
+            && fs::hard_link(prev.files.join(rel), dst).is_ok()
+        {
+            self.stats.linked_files += 1;
+            self.stats.linked_bytes += e.size;
+            return self.write_entry(&e);
         }
-        let reflinked = copy_file(src, dst, e.mode & !0o222, e.atime_ns, e.mtime_ns)
+        let reflinked = copy_file(src, dst, e.mode & !0o222, e.atime_ns, e.mtime_ns, true)
             .map_err(ioe("copy", src))?;
         self.stats.copied_files += 1;
         self.stats.copied_bytes += e.size;
@@ -565,14 +564,16 @@ impl SnapshotStore {
             .and_then(|_| b.manifest.write_all(b"\n"))
             .map_err(ioe("write the manifest", &manifest_path))?;
         b.dir(Path::new(""), &live_md)?;
-        b.manifest
-            .flush()
-            .map_err(ioe("write the manifest", &manifest_path))?;
+        let mf = b
+            .manifest
+            .into_inner()
+            .map_err(|e| ioe("write the manifest", &manifest_path)(e.into_error()))?;
+        mf.sync_all().map_err(ioe("flush", &manifest_path))?;
+        drop(mf);
         let mut stats = b.stats;
-        drop(b.manifest);
         fs::set_permissions(&manifest_path, fs::Permissions::from_mode(0o444))
             .map_err(ioe("set the mode of", &manifest_path))?;
-        sync_filesystem(&tmp).map_err(ioe("flush", &tmp))?;
+        fsync_dir(&tmp).map_err(ioe("flush", &tmp))?;
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(Built { id, stats, tmp })
     }
@@ -635,11 +636,11 @@ impl SnapshotStore {
             if name.starts_with(TMP_PREFIX) {
                 force_remove(&path).map_err(ioe("remove", &path))?;
                 out.partial.push(path);
-            } else if let Ok(id) = name.parse::<u64>() {
-                if !known.contains(&id) {
-                    force_remove(&path).map_err(ioe("remove", &path))?;
-                    out.orphans.push(path);
-                }
+            } else if let Ok(id) = name.parse::<u64>()
+                && !known.contains(&id)
+            {
+                force_remove(&path).map_err(ioe("remove", &path))?;
+                out.orphans.push(path);
             }
         }
         Ok(out)
@@ -680,7 +681,6 @@ impl SnapshotStore {
             .filter_map(|e| e.rel().map(|r| (r, e)))
             .collect();
         Ok(Previous {
-            id,
             files: dir.join(FILES),
             started_ns: header.started_ns,
             entries,
@@ -757,7 +757,7 @@ impl SnapshotStore {
                     if let Some(first) = seen.get(&smd.ino()) {
                         fs::hard_link(first, &dst).map_err(ioe("link", &dst))?;
                     } else {
-                        copy_file(&src, &dst, e.mode, e.atime_ns, e.mtime_ns)
+                        copy_file(&src, &dst, e.mode, e.atime_ns, e.mtime_ns, false)
                             .map_err(ioe("copy", &src))?;
                         if root {
                             let _ = lchown(&dst, e.uid, e.gid);
@@ -825,10 +825,11 @@ mod tests {
         fs::write(p, text).unwrap();
     }
 
-    /// Files older than the racy window, as real data usually is.
-    fn age(p: &Path) {
-        let t = wall_ns() - 10_000_000_000;
-        set_times(p, t, t).unwrap();
+    /// Let the racy window pass (real data is usually older than that).
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_nanos(
+            RACY_SLACK_NS as u64 + 50_000_000,
+        ));
     }
 
     fn store() -> (tempfile::TempDir, SnapshotStore) {
@@ -845,9 +846,7 @@ mod tests {
         write(&live.join("a.txt"), "alpha");
         write(&live.join("sub/b.txt"), "beta");
         std::os::unix::fs::symlink("a.txt", live.join("link")).unwrap();
-        for p in ["a.txt", "sub/b.txt"] {
-            age(&live.join(p));
-        }
+        settle();
         let b1 = s.build(1, None).unwrap();
         assert_eq!(b1.stats.files, 2);
         assert_eq!(b1.stats.copied_files, 2);
@@ -870,7 +869,10 @@ mod tests {
         let i1 = fs::metadata(f1.join("a.txt")).unwrap().ino();
         let i2 = fs::metadata(f2.join("a.txt")).unwrap().ino();
         let il = fs::metadata(live.join("a.txt")).unwrap().ino();
-        assert_eq!(i1, i2, "unchanged file is shared with the previous snapshot");
+        assert_eq!(
+            i1, i2,
+            "unchanged file is shared with the previous snapshot"
+        );
         assert_ne!(i1, il, "never linked to the live data");
         assert_eq!(fs::read_link(f2.join("link")).unwrap(), Path::new("a.txt"));
         let mode = fs::metadata(f2.join("sub/b.txt")).unwrap().mode();
@@ -884,7 +886,7 @@ mod tests {
         let (_d, s) = store();
         let live = s.live_dir();
         write(&live.join("f"), "one");
-        age(&live.join("f"));
+        settle();
         let md = fs::metadata(live.join("f")).unwrap();
         s.commit(s.build(1, None).unwrap()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -929,14 +931,22 @@ mod tests {
             fs::metadata(out.join("x/z.sh")).unwrap().ino(),
             "hard links inside the data are kept"
         );
-        assert_ne!(md.ino(), fs::metadata(s.files_dir(1).join("x/y.sh")).unwrap().ino());
+        assert_ne!(
+            md.ino(),
+            fs::metadata(s.files_dir(1).join("x/y.sh")).unwrap().ino()
+        );
         fs::write(out.join("x/y.sh"), "changed").unwrap();
         assert_eq!(
             fs::read_to_string(s.files_dir(1).join("x/y.sh")).unwrap(),
             "#!/bin/sh\n"
         );
         // Exporting into a non-empty directory is refused.
-        assert!(s.export(1, &out).unwrap_err().to_string().contains("not empty"));
+        assert!(
+            s.export(1, &out)
+                .unwrap_err()
+                .to_string()
+                .contains("not empty")
+        );
     }
 
     #[test]

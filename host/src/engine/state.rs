@@ -178,11 +178,16 @@ impl State {
                 return Ok(());
             }
             tx.execute_batch(MIGRATIONS[version as usize])
-                .map_err(EngineError::db(format!("applying migration {}", version + 1)))?;
+                .map_err(EngineError::db(format!(
+                    "applying migration {}",
+                    version + 1
+                )))?;
             tx.pragma_update(None, "user_version", version + 1)
                 .map_err(EngineError::db("recording the schema version"))?;
-            tx.commit()
-                .map_err(EngineError::db(format!("committing migration {}", version + 1)))?;
+            tx.commit().map_err(EngineError::db(format!(
+                "committing migration {}",
+                version + 1
+            )))?;
         }
     }
 

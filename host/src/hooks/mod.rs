@@ -1,41 +1,65 @@
-//! The hook catalog: every hook kind, the globals it sees and the check on
-//! what it returns; and [`run_hook`], which runs one hook of a toolkit
-//! through the sandbox with the engine's semantics.
+//! The hook catalog ([`catalog`]: every hook kind, the globals it sees, what
+//! it returns), parameter handling ([`params`]: defaults, validation,
+//! secrets), the globals of one run ([`globals`]), return checks
+//! ([`returns`]) and [`run_hook`], which runs one hook of a toolkit through
+//! the sandbox with the engine's semantics.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lunabox::hooks::{self, HookContext, Invocation};
+//! use lunabox::run::executors::local::LocalExecutor;
+//! use lunabox::sandbox::{Limits, Runtime, RuntimeConfig};
+//! use serde_json::json;
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+//! let loaded = lunabox::toolkit::load(std::path::Path::new("toolkits/delphixdb")).unwrap();
+//! let run = hooks::run_hook(Invocation {
+//!     runtime: &runtime,
+//!     toolkit: &loaded.toolkit,
+//!     hook: "staged/status".parse().unwrap(),
+//!     context: HookContext {
+//!         config: Some(json!({"dbName": "prod"})),
+//!         repository: Some(json!({"installPath": "/opt/delphixdb/bin/delphixdb"})),
+//!         source: Some(json!({"stagingEnvironment": "local", "stagingEnvironmentUser": "root"})),
+//!         ..HookContext::default()
+//!     },
+//!     executor: Arc::new(LocalExecutor::new()),
+//!     limits: Limits::default(),
+//!     data_directory: None,
+//! })
+//! .unwrap();
+//! println!("{:?}", run.value);
+//! ```
+
+pub mod catalog;
+pub mod context;
+pub mod globals;
+pub mod params;
+pub mod returns;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::run::Executor;
-use crate::sandbox::{HookOutcome, Limits, Runtime};
-use crate::toolkit::Toolkit;
-
-/// Which part of a toolkit a hook belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HookGroup {
-    Discovery,
-    Staged,
-    Direct,
-    Virtual,
-    Upgrade,
-}
-
-/// A hook, written as its path in a toolkit: `staged/resync`,
-/// `discovery/repositoryDiscovery`, `virtual/configure`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HookId {
-    pub group: HookGroup,
-    pub name: String,
-}
+use crate::sandbox::{ErrorKind, HookOutcome, HookRequest, HookResult, LimitKind, Limits, RunFault, Runtime};
+use crate::toolkit::model::lua_source;
+pub use crate::toolkit::{HookGroup, HookId, Toolkit};
 
 /// What the engine knows when it runs a hook; each hook kind takes the
 /// parts it needs (a missing needed part is an error naming it).
 #[derive(Debug, Clone, Default)]
 pub struct HookContext {
+    /// The user's parameters (defaults are filled in; absent = `{}`).
     pub parameters: Option<serde_json::Value>,
+    /// The source config.
     pub config: Option<serde_json::Value>,
+    /// The repository.
     pub repository: Option<serde_json::Value>,
+    /// The `source` object; `dataDirectory` is filled in when absent.
     pub source: Option<serde_json::Value>,
+    /// Discovery's `remote`.
     pub remote: Option<serde_json::Value>,
+    /// The snapshot's metadata as JSON text (configure, reconfigure).
     pub snapshot_json: Option<String>,
 }
 
@@ -47,7 +71,8 @@ pub struct Invocation<'a> {
     pub context: HookContext,
     pub executor: Arc<dyn Executor>,
     pub limits: Limits,
-    /// The dSource's storage (RunSync target, `source.dataDirectory`).
+    /// The dSource's storage (RunSync target; `source.dataDirectory` of
+    /// staged and virtual hooks when the context's `source` lacks it).
     pub data_directory: Option<PathBuf>,
 }
 
@@ -57,26 +82,203 @@ pub struct Invocation<'a> {
 pub struct HookRun {
     pub outcome: HookOutcome,
     pub value: Result<serde_json::Value, HookFailure>,
+    /// The parameter values never to print (password parameters); the
+    /// failure's texts are already masked, mask anything else you print
+    /// with [`params::mask`] / [`params::mask_json`].
+    pub secrets: Vec<String>,
+}
+
+/// How a hook failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The script does not compile.
+    Syntax,
+    /// A Lua runtime error.
+    Runtime,
+    /// An uncaught failed Run call (see [`HookFailure::fault`]).
+    RunFailed,
+    /// The value cannot be returned (not JSON-able, too large) or fails the
+    /// hook kind's return check.
+    BadResult,
+    /// The Lua state ran out of memory.
+    Memory,
+    /// The guest trapped.
+    Trap,
+    /// The host could not start the hook (no free instance slot, ...).
+    Host,
+    /// A limit stopped the hook.
+    Limit(LimitKind),
 }
 
 /// Why a hook failed, in the words a fault shows.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct HookFailure {
+    pub kind: FailureKind,
     pub message: String,
     pub traceback: Option<String>,
     /// The failed Run call, when a non-zero exit ended the hook.
-    pub fault: Option<crate::sandbox::RunFault>,
+    pub fault: Option<RunFault>,
 }
 
-/// Why a hook could not be started (unknown hook, missing context part,
-/// parameters invalid against the schema).
+/// Why a hook could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
+pub enum SetupError {
+    /// Not a hook of any kind.
+    #[error("`{hook}` is not a hook; hooks of {group}/ are: {known}")]
+    UnknownHook {
+        hook: String,
+        group: HookGroup,
+        known: String,
+    },
+    /// A hook the toolkit does not have (an optional hook it did not write,
+    /// or a hook of a kind it is not).
+    #[error("toolkit `{toolkit}` has no {hook} hook{why}")]
+    NotInToolkit {
+        toolkit: String,
+        hook: String,
+        why: String,
+    },
+    /// A part of the context the hook sees is missing.
+    #[error("{hook} needs `{part}` ({hint}); give it in the context (e.g. --context FILE.json with a \"{part}\" key)")]
+    MissingContext {
+        hook: String,
+        part: &'static str,
+        hint: &'static str,
+    },
+    /// A part of the context has the wrong shape.
+    #[error("context `{part}` {message}")]
+    BadContext { part: &'static str, message: String },
+    /// The parameters fail the toolkit's schema (after defaults).
+    #[error("the parameters do not match {schema}: {}; fix them (e.g. --param NAME=VALUE)", problems.join("; "))]
+    InvalidParameters {
+        schema: &'static str,
+        problems: Vec<String>,
+    },
+}
 
-/// Run one hook of a toolkit.
+fn failure_kind(kind: ErrorKind) -> FailureKind {
+    match kind {
+        ErrorKind::Syntax => FailureKind::Syntax,
+        ErrorKind::Runtime => FailureKind::Runtime,
+        ErrorKind::RunFailed => FailureKind::RunFailed,
+        ErrorKind::BadResult => FailureKind::BadResult,
+        ErrorKind::Memory => FailureKind::Memory,
+        ErrorKind::Trap => FailureKind::Trap,
+        ErrorKind::Host => FailureKind::Host,
+    }
+}
+
+/// Look up `hook` in the catalog and in `toolkit`: its spec and script.
+pub fn resolve<'t>(toolkit: &'t Toolkit, hook: &HookId) -> Result<(&'static catalog::HookSpec, &'t str), SetupError> {
+    let spec = catalog::spec_of(hook).ok_or_else(|| SetupError::UnknownHook {
+        hook: hook.to_string(),
+        group: hook.group,
+        known: catalog::names_of(hook.group),
+    })?;
+    let script = toolkit.script(hook).ok_or_else(|| {
+        let why = match (hook.group, toolkit.linked_group()) {
+            (HookGroup::Staged | HookGroup::Direct, Some(g)) if g != hook.group => {
+                format!(" (its linked source is {g}, so its linked hooks are {g}/...)")
+            }
+            (_, _) if spec.presence == catalog::Presence::Optional && spec.returns == catalog::Returns::Status => {
+                " (it is optional: without it a source is ACTIVE while enabled)".to_string()
+            }
+            (_, _) if spec.presence == catalog::Presence::Optional => " (it is optional and was not written)".to_string(),
+            (HookGroup::Discovery, _) => " (it has no discoveryDefinition)".to_string(),
+            (HookGroup::Upgrade, _) => " (it has no upgrade/X.Y/ scripts)".to_string(),
+            _ => String::new(),
+        };
+        SetupError::NotInToolkit {
+            toolkit: toolkit.name().unwrap_or("?").to_string(),
+            hook: hook.to_string(),
+            why,
+        }
+    })?;
+    Ok((spec, script))
+}
+
+/// Run one hook of a toolkit: build its globals from the context (defaults
+/// applied to the parameters, which are validated; password values become
+/// secrets), run it in a fresh sandbox, then apply its kind's return check.
 pub fn run_hook(inv: Invocation<'_>) -> Result<HookRun, SetupError> {
-    let _ = inv;
-    todo!("hooks::run_hook")
+    let (spec, script) = resolve(inv.toolkit, &inv.hook)?;
+    let globals = globals::build(spec, inv.toolkit, &inv.context, inv.data_directory.as_deref())?;
+    let chunk_name = inv.toolkit.chunk_name(&inv.hook);
+    let secrets = globals.secrets;
+    let request = HookRequest {
+        script: lua_source(script).into_owned(),
+        chunk_name: chunk_name.clone(),
+        globals: globals.map,
+        resources: Arc::new(inv.toolkit.resources.clone()),
+        limits: inv.limits.clone(),
+        executor: inv.executor,
+        data_directory: inv.data_directory,
+        secrets: secrets.clone(),
+    };
+    let _span = tracing::info_span!("hook", chunk = %chunk_name).entered();
+    let outcome = inv.runtime.run_hook(request);
+    let value = map_result(spec, inv.toolkit, &chunk_name, &outcome.result, &inv.limits, &secrets);
+    Ok(HookRun {
+        outcome,
+        value,
+        secrets,
+    })
+}
+
+fn map_result(
+    spec: &catalog::HookSpec,
+    toolkit: &Toolkit,
+    chunk_name: &str,
+    result: &HookResult,
+    limits: &Limits,
+    secrets: &[String],
+) -> Result<serde_json::Value, HookFailure> {
+    use params::mask;
+    match result {
+        HookResult::Ok(v) => returns::check_return(spec, toolkit, v.clone(), secrets).map_err(|m| HookFailure {
+            kind: FailureKind::BadResult,
+            message: mask(&format!("{chunk_name}: {m}"), secrets),
+            traceback: None,
+            fault: None,
+        }),
+        HookResult::Error(e) => Err(HookFailure {
+            kind: failure_kind(e.kind),
+            message: mask(&e.message, secrets),
+            traceback: e.traceback.as_ref().map(|t| mask(t, secrets)),
+            fault: e.fault.as_ref().map(|f| RunFault {
+                function: f.function.clone(),
+                exit_code: f.exit_code,
+                stdout: mask(&f.stdout, secrets),
+                stderr: mask(&f.stderr, secrets),
+            }),
+        }),
+        HookResult::Limit(k) => Err(HookFailure {
+            kind: FailureKind::Limit(*k),
+            message: format!("{chunk_name} was stopped: {}", limit_words(*k, limits)),
+            traceback: None,
+            fault: None,
+        }),
+    }
+}
+
+/// A limit in words, with the value that was hit.
+pub fn limit_words(kind: LimitKind, limits: &Limits) -> String {
+    match kind {
+        LimitKind::Time => format!(
+            "it ran past its deadline of {} (the Run call's whole process group was killed)",
+            humantime::format_duration(limits.timeout)
+        ),
+        LimitKind::Fuel => format!(
+            "it used up its instruction budget ({} fuel)",
+            limits.fuel.map(|f| f.to_string()).unwrap_or_else(|| "unmetered".into())
+        ),
+        LimitKind::Memory => format!("it needed more than its memory limit of {} bytes", limits.memory),
+        LimitKind::Output => format!(
+            "its result or log was larger than allowed ({} bytes result, {} bytes log)",
+            limits.max_result_bytes, limits.max_log_bytes
+        ),
+        LimitKind::Calls => format!("it made more than {} Run calls", limits.max_run_calls),
+    }
 }

@@ -156,6 +156,9 @@ pub fn perform(
     executor: &dyn Executor,
     ctx: &RunContext,
     secrets: &[String],
-) -> (Result<Option<serde_json::Value>, RunFailure>, TranscriptEntry) {
+) -> (
+    Result<Option<serde_json::Value>, RunFailure>,
+    TranscriptEntry,
+) {
     perform::perform(function, call_json, executor, ctx, secrets)
 }

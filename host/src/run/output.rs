@@ -55,11 +55,16 @@ pub fn exit_failure(label: &str, raw: &RawResult) -> RunFailure {
     } else {
         " (no output on stdout or stderr)".to_string()
     };
+    let cut = if raw.stdout_truncated || raw.stderr_truncated {
+        " (output past the capture limit was dropped)"
+    } else {
+        ""
+    };
     RunFailure::Exit {
         exit_code: raw.exit_code,
         stdout: raw.stdout.clone(),
         stderr: raw.stderr.clone(),
-        message: format!("{label} {status}{detail}"),
+        message: format!("{label} {status}{detail}{cut}"),
     }
 }
 
@@ -165,16 +170,30 @@ mod tests {
 
     #[test]
     fn one_document_with_whitespace() {
-        assert_eq!(check(json!({"type": "string"}), "\"ok\"\n\n").unwrap(), json!("ok"));
-        assert_eq!(check(json!({}), "  {\"a\": [1, null]}  ").unwrap(), json!({"a": [1, null]}));
+        assert_eq!(
+            check(json!({"type": "string"}), "\"ok\"\n\n").unwrap(),
+            json!("ok")
+        );
+        assert_eq!(
+            check(json!({}), "  {\"a\": [1, null]}  ").unwrap(),
+            json!({"a": [1, null]})
+        );
     }
 
     #[test]
     fn empty_invalid_and_two_documents() {
         let e = check(json!({"type": "string"}), " \n").unwrap_err();
-        assert!(e.starts_with("RunBash (resource s.sh) wrote no output"), "{e}");
+        assert!(
+            e.starts_with("RunBash (resource s.sh) wrote no output"),
+            "{e}"
+        );
         let e = check(json!({"type": "string"}), "INACTIVE\n").unwrap_err();
-        assert!(e.contains("not one JSON document") && e.contains("`INACTIVE`") && e.contains("JSON quotes"), "{e}");
+        assert!(
+            e.contains("not one JSON document")
+                && e.contains("`INACTIVE`")
+                && e.contains("JSON quotes"),
+            "{e}"
+        );
         let e = check(json!({}), "1 2").unwrap_err();
         assert!(e.contains("trailing characters"), "{e}");
     }
@@ -186,7 +205,10 @@ mod tests {
         assert!(e.contains("/a: 1 is not of type \"string\""), "{e}");
         assert!(e.contains("/b/1: \"x\" is not of type \"integer\""), "{e}");
         assert!(e.contains("/: \"c\" is a required property"), "{e}");
-        assert!(e.contains(r#"the output was: `{"a": 1, "b": [1, "x"]}`"#), "{e}");
+        assert!(
+            e.contains(r#"the output was: `{"a": 1, "b": [1, "x"]}`"#),
+            "{e}"
+        );
     }
 
     #[test]
@@ -201,11 +223,20 @@ mod tests {
             stderr: format!("{long}\nfatal: it broke\n"),
             ..RawResult::default()
         };
-        let RunFailure::Exit { message, stderr, .. } = exit_failure("RunBash (resource q.sh)", &r) else {
+        let RunFailure::Exit {
+            message, stderr, ..
+        } = exit_failure("RunBash (resource q.sh)", &r)
+        else {
             panic!()
         };
-        assert!(message.starts_with("RunBash (resource q.sh) exited with status 2; stderr: ..."), "{message}");
-        assert!(message.ends_with("fatal: it broke") && message.len() < 2100, "{message}");
+        assert!(
+            message.starts_with("RunBash (resource q.sh) exited with status 2; stderr: ..."),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("fatal: it broke") && message.len() < 2100,
+            "{message}"
+        );
         assert_eq!(stderr.len(), 10_017);
     }
 
@@ -216,7 +247,9 @@ mod tests {
             signal: Some(9),
             ..RawResult::default()
         };
-        let RunFailure::Exit { message, .. } = exit_failure("RunCommand (command `x`)", &r) else { panic!() };
+        let RunFailure::Exit { message, .. } = exit_failure("RunCommand (command `x`)", &r) else {
+            panic!()
+        };
         assert_eq!(
             message,
             "RunCommand (command `x`) was killed by signal 9 (SIGKILL) (no output on stdout or stderr)"
@@ -226,7 +259,12 @@ mod tests {
             stdout: "only stdout\n".into(),
             ..RawResult::default()
         };
-        let RunFailure::Exit { message, .. } = exit_failure("RunBash (command `x`)", &r) else { panic!() };
-        assert_eq!(message, "RunBash (command `x`) exited with status 1; stdout: only stdout");
+        let RunFailure::Exit { message, .. } = exit_failure("RunBash (command `x`)", &r) else {
+            panic!()
+        };
+        assert_eq!(
+            message,
+            "RunBash (command `x`) exited with status 1; stdout: only stdout"
+        );
     }
 }

@@ -40,10 +40,16 @@ pub(super) fn perform(
                 stderr: String::new(),
                 duration_ms: 0,
             };
-            return (Err(RunFailure::BadCall(mask_secrets(&e.to_string(), secrets))), entry);
+            return (
+                Err(RunFailure::BadCall(mask_secrets(&e.to_string(), secrets))),
+                entry,
+            );
         }
     };
-    let resource = call.command.as_deref().and_then(|c| resource_of(c, &ctx.resources));
+    let resource = call
+        .command
+        .as_deref()
+        .and_then(|c| resource_of(c, &ctx.resources));
     let label = mask_secrets(&call_label(&call, resource.as_deref()), secrets);
     let mut entry = TranscriptEntry {
         function: function.name().to_string(),
@@ -68,10 +74,25 @@ pub(super) fn perform(
         Ok(raw) => raw,
         Err(ExecError::Unavailable(m)) => {
             tracing::debug!("unavailable: {m}");
-            return (Err(RunFailure::Unavailable(mask_secrets(&format!("{label}: {m}"), secrets))), entry);
+            // Name the call unless the executor's message already does.
+            let m = if m.contains(function.name()) {
+                m
+            } else {
+                format!("{label}: {m}")
+            };
+            return (
+                Err(RunFailure::Unavailable(mask_secrets(&m, secrets))),
+                entry,
+            );
         }
         Err(ExecError::BadCall(m)) => {
-            return (Err(RunFailure::BadCall(mask_secrets(&format!("{label}: {m}"), secrets))), entry);
+            return (
+                Err(RunFailure::BadCall(mask_secrets(
+                    &format!("{label}: {m}"),
+                    secrets,
+                ))),
+                entry,
+            );
         }
         Err(ExecError::Deadline { stdout, stderr }) => {
             entry.stdout = mask_secrets(&stdout, secrets);
@@ -83,7 +104,11 @@ pub(super) fn perform(
     entry.exit_code = Some(raw.exit_code);
     entry.stdout = mask_secrets(&raw.stdout, secrets);
     entry.stderr = mask_secrets(&raw.stderr, secrets);
-    tracing::debug!(exit_code = raw.exit_code, output_bytes = raw.output.len(), "finished");
+    tracing::debug!(
+        exit_code = raw.exit_code,
+        output_bytes = raw.output.len(),
+        "finished"
+    );
 
     if raw.exit_code != 0 {
         let failure = match output::exit_failure(&label, &raw) {
@@ -169,11 +194,16 @@ pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
     out
 }
 
-fn masked_variables(vars: &BTreeMap<String, String>, secrets: &[String]) -> BTreeMap<String, String> {
+fn masked_variables(
+    vars: &BTreeMap<String, String>,
+    secrets: &[String],
+) -> BTreeMap<String, String> {
     vars.iter()
         .map(|(k, v)| {
             let upper = k.to_ascii_uppercase();
-            let value = if SECRET_NAME_PARTS.iter().any(|p| upper.contains(p)) || secrets.iter().any(|s| s == v) {
+            let value = if SECRET_NAME_PARTS.iter().any(|p| upper.contains(p))
+                || secrets.iter().any(|s| s == v)
+            {
                 MASK.to_string()
             } else {
                 mask_secrets(v, secrets)
@@ -202,7 +232,10 @@ mod tests {
     #[test]
     fn masks_longest_first_and_by_name() {
         let secrets = vec!["pw".to_string(), "pw123".to_string(), String::new()];
-        assert_eq!(mask_secrets("x pw123 y pw", &secrets), "x ******** y ********");
+        assert_eq!(
+            mask_secrets("x pw123 y pw", &secrets),
+            "x ******** y ********"
+        );
         let vars = BTreeMap::from([
             ("DB_PASSWORD".to_string(), "anything".to_string()),
             ("URL".to_string(), "u:pw123@h".to_string()),
@@ -222,7 +255,10 @@ mod tests {
         assert_eq!(call_label(&c, None), "RunBash (command `echo one ...`)");
         assert_eq!(call_label(&c, Some("a.sh")), "RunBash (resource a.sh)");
         c.command = Some("y".repeat(100));
-        assert_eq!(call_label(&c, None), format!("RunBash (command `{}...`)", "y".repeat(60)));
+        assert_eq!(
+            call_label(&c, None),
+            format!("RunBash (command `{}...`)", "y".repeat(60))
+        );
     }
 
     #[test]

@@ -1,6 +1,26 @@
-//! Toolkits: the in-memory model, loading (directory or built JSON),
-//! validation, building and scaffolding.
+//! Toolkits: the in-memory model ([`model`]), loading a directory or a built
+//! JSON file ([`load`]), validation ([`validate`], reporting
+//! [`diag::Diagnostic`]s), the built form ([`build`]) and scaffolding a new
+//! toolkit ([`scaffold`]).
+//!
+//! ```no_run
+//! use lunabox::toolkit;
+//! let loaded = toolkit::load::load(std::path::Path::new("toolkits/delphixdb")).unwrap();
+//! let report = toolkit::validate::validate(&loaded, None); // no Lua syntax check
+//! for d in &report.diagnostics {
+//!     eprintln!("{d}");
+//! }
+//! let built = toolkit::build::to_built_text(&loaded.toolkit);
+//! # let _ = built;
+//! ```
 
-/// A loaded toolkit (same value whichever form it was loaded from).
-#[derive(Debug, Clone, Default)]
-pub struct Toolkit {}
+pub mod build;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod scaffold;
+pub mod validate;
+
+pub use diag::{Diagnostic, Report, Severity};
+pub use load::{LoadError, Loaded, load};
+pub use model::{ApiVersion, HookGroup, HookId, LinkedKind, Toolkit};

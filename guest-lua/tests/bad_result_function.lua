@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: value.items[3]: a function cannot be represented in JSON
+return { items = {1, 2, print} }

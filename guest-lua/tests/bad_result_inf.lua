@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: value[2]: inf
+return { 1, math.huge }

@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: value: table has a boolean key
+return { [true] = 1 }

@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: value: table mixes array items
+return { 1, 2, x = 3 }

@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: value.x: NaN cannot
+return { x = 0/0 }

@@ -1,0 +1,3 @@
+--! error: bad-result
+--! message: not valid UTF-8
+return { s = "\255" }

@@ -1,0 +1,3 @@
+--! compile-only
+--! result: null
+error("compile-only must not run this")

@@ -1,0 +1,4 @@
+--! compile-only
+--! error: syntax
+--! message: compile_only_syntax.lua:4: unfinished string
+local s = "abc

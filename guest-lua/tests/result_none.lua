@@ -1,0 +1,2 @@
+--! result: null
+local x = 1

@@ -1,0 +1,3 @@
+--! error: runtime
+--! message: error object is nil
+error()

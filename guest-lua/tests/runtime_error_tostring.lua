@@ -1,0 +1,3 @@
+--! error: runtime
+--! message: custom message
+error(setmetatable({}, {__tostring = function() return "custom message" end}))

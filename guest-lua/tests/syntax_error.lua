@@ -1,0 +1,4 @@
+--! error: syntax
+--! message: syntax_error.lua:4:
+local x = 1
+local y = = 2

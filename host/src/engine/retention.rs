@@ -1,0 +1,137 @@
+//! Snapshot lifecycle after commit: the retention policy (`--keep N`), the
+//! SnapSync schedule (`--sync-every`), removing one snapshot and exporting
+//! one as an independent copy.
+//!
+//! Removal forgets the row first and deletes the files after, so a crash in
+//! between leaves an orphan directory that recovery deletes, never a row
+//! without files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Engine;
+use super::catalog;
+use super::dsources;
+use super::error::{EngineError, Result};
+use super::jobs;
+use super::progress::Progress;
+use super::snapshots::{ExportStats, SnapshotStore};
+
+/// Delete the oldest snapshots of `name` beyond its `keep` policy (caller
+/// holds the lock). Returns the ids removed.
+pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result<Vec<u64>> {
+    let ds = dsources::get(engine.state(), name)?;
+    let Some(keep) = ds.keep else {
+        return Ok(Vec::new());
+    };
+    let rows = catalog::list(engine.state(), name)?;
+    let excess = rows.len().saturating_sub(keep as usize);
+    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let mut removed = Vec::new();
+    for r in rows.into_iter().take(excess) {
+        catalog::delete(engine.state(), name, r.id)?;
+        store.remove(r.id)?;
+        removed.push(r.id);
+    }
+    if !removed.is_empty() {
+        progress.note(&format!(
+            "retention (keep {keep}): removed snapshot(s) {}",
+            removed
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(removed)
+}
+
+/// Set the schedule and retention of `name`; applies the retention now.
+pub fn set_policy(
+    engine: &mut Engine,
+    name: &str,
+    sync_every: Option<Option<Duration>>,
+    keep: Option<Option<u32>>,
+    lock_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<dsources::DSource> {
+    if keep == Some(Some(0)) {
+        return Err(EngineError::Invalid(
+            "--keep 0 would delete every snapshot; keep at least 1 (or `--keep none` for no limit)"
+                .into(),
+        ));
+    }
+    if let Some(Some(d)) = sync_every
+        && d < Duration::from_secs(1)
+    {
+        return Err(EngineError::Invalid(
+            "--sync-every must be at least 1s".into(),
+        ));
+    }
+    let _lock = engine.lock(name, "policy", lock_timeout, progress)?;
+    dsources::get(engine.state(), name)?;
+    dsources::set_policy(
+        engine.state(),
+        name,
+        sync_every.map(|o| o.map(|d| d.as_millis() as i64)),
+        keep,
+    )?;
+    apply(engine, name, progress)?;
+    dsources::get(engine.state(), name)
+}
+
+/// What `snapshot rm` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    pub dsource: String,
+    pub snapshot: u64,
+    pub job: i64,
+}
+
+/// Remove snapshot `id` of `name` (a job of kind `snapshot-rm`).
+pub fn remove(
+    engine: &mut Engine,
+    name: &str,
+    id: u64,
+    lock_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<Removed> {
+    let _lock = engine.lock(name, "snapshot rm", lock_timeout, progress)?;
+    catalog::get(engine.state(), name, id)?;
+    let job = jobs::start(engine.state(), "snapshot-rm", Some(name))?;
+    jobs::set_detail(engine.state(), job, &serde_json::json!({"snapshot": id}))?;
+    catalog::delete(engine.state(), name, id)?;
+    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    match store.remove(id) {
+        Ok(()) => jobs::finish(engine.state(), job, true, None, Some(id))?,
+        Err(e) => {
+            // The row is gone; recovery will remove the files later.
+            jobs::finish(engine.state(), job, false, Some(&e.to_string()), Some(id))?;
+            return Err(e.into());
+        }
+    }
+    Ok(Removed {
+        dsource: name.to_string(),
+        snapshot: id,
+        job,
+    })
+}
+
+/// Export snapshot `id` of `name` to `dest` as an independent copy.
+pub fn export(
+    engine: &Engine,
+    name: &str,
+    id: u64,
+    dest: &Path,
+    lock_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<ExportStats> {
+    // Held so that retention or `snapshot rm` cannot delete it midway.
+    let _lock = engine.lock(name, "snapshot export", lock_timeout, progress)?;
+    catalog::get(engine.state(), name, id)?;
+    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    Ok(store.export(id, dest)?)
+}

@@ -1,0 +1,2 @@
+envMap = { DELPHIXDB = repository.installPath, PRIMARYDBNAME = sourceConfig.dbName, STAGINGDBNAME = parameters.stagingDbName, STAGINGPORT = parameters.stagingPort }
+RunBash { command = "$DELPHIXDB start-repl $STAGINGDBNAME", environment = source.environment, user = source.environmentUser, host = source.host, variables = envMap }

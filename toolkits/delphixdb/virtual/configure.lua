@@ -1,0 +1,4 @@
+-- Provision: bring up a virtual Delphix DB on the snapshot's data files, which the engine mounts at source.dataDirectory.
+envMap = { DELPHIXDB = repository.installPath, VDBNAME = parameters.dbName, VDBPORT = parameters.port, VDBDIR = source.dataDirectory }
+RunBash { command = "$DELPHIXDB attach $VDBNAME --port=$VDBPORT --dataDir=$VDBDIR && $DELPHIXDB start $VDBNAME", environment = source.environment, user = source.environmentUser, host = source.host, variables = envMap }
+return { dbName = parameters.dbName, port = parameters.port }
