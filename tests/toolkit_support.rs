@@ -25,7 +25,8 @@ pub fn delphixdb() -> PathBuf {
 
 /// The lunabox binary (only in integration tests of the binary).
 pub fn lunabox(args: &[&str]) -> Output {
-    let bin = std::env::var("LUNABOX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lunabox").to_string());
+    let bin =
+        std::env::var("LUNABOX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lunabox").to_string());
     Command::new(bin)
         .args(args)
         .env_remove("RUST_BACKTRACE")
@@ -76,7 +77,11 @@ impl Sim {
 
     /// Run the program; (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new("bash").arg(&self.program).args(args).output().unwrap();
+        let out = Command::new("bash")
+            .arg(&self.program)
+            .args(args)
+            .output()
+            .unwrap();
         parts(&out)
     }
 

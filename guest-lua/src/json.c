@@ -678,17 +678,30 @@ static void enc_table(struct enc *e, int t) {
   }
 
   /* Object: sort the keys so the text does not depend on hash order. The
-   * key strings stay alive: they are keys of `t`, which is on the stack. */
-  if (nstr > ((size_t)-1) / sizeof(struct skey))
+   * keys are first copied into a table of their own, which keeps the key
+   * strings alive (and their bytes in place) even if a finalizer running
+   * during an allocation below changes `t`. */
+  if (nstr > ((size_t)-1) / sizeof(struct skey) || nstr > 0x7fffffff)
     enc_error(e, "table too large");
-  struct skey *keys = lua_newuserdatauv(L, nstr * sizeof(struct skey), 0);
-  int keys_idx = lua_gettop(L);
-  size_t k = 0;
+  lua_createtable(L, (int)nstr, 0);
+  int keys_tbl = lua_gettop(L);
+  lua_Integer k = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     lua_pop(L, 1);
-    keys[k].s = lua_tolstring(L, -1, &keys[k].n);
-    k++;
+    if (lua_type(L, -1) == LUA_TSTRING) { /* a finalizer may add others */
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, keys_tbl, ++k);
+    }
+  }
+  nstr = (size_t)k; /* the table may have changed meanwhile */
+  struct skey *keys =
+      lua_newuserdatauv(L, (nstr ? nstr : 1) * sizeof(struct skey), 0);
+  int keys_idx = lua_gettop(L);
+  for (size_t j = 0; j < nstr; j++) {
+    lua_rawgeti(L, keys_tbl, (lua_Integer)j + 1);
+    keys[j].s = lua_tolstring(L, -1, &keys[j].n); /* a string: no copy */
+    lua_pop(L, 1); /* still referenced by keys_tbl */
   }
   qsort(keys, nstr, sizeof(struct skey), skey_cmp);
   enc_add(e, "{", 1);
@@ -710,6 +723,7 @@ static void enc_table(struct enc *e, int t) {
   }
   enc_add(e, "}", 1);
   lua_remove(L, keys_idx);
+  lua_remove(L, keys_tbl);
 }
 
 static void enc_value(struct enc *e, int idx) {

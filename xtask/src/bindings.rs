@@ -33,8 +33,7 @@ pub fn generate(wit_file: &Path, out_dir: &Path) -> Result<()> {
     opts.build()
         .generate(&mut resolve, world, &mut files)
         .context("wit-bindgen-c failed to generate the guest bindings")?;
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     for (name, contents) in files.iter() {
         let path = out_dir.join(name);
         write_if_changed(&path, contents)?;

@@ -78,7 +78,8 @@ pub fn build_core(inp: &Inputs<'_>) -> Result<PathBuf> {
     let sysroot = make_sysroot(inp.build_dir)?;
     let obj_dir = inp.build_dir.join("obj");
     if obj_dir.exists() {
-        std::fs::remove_dir_all(&obj_dir).with_context(|| format!("cleaning {}", obj_dir.display()))?;
+        std::fs::remove_dir_all(&obj_dir)
+            .with_context(|| format!("cleaning {}", obj_dir.display()))?;
     }
     std::fs::create_dir_all(obj_dir.join("lua"))?;
     std::fs::create_dir_all(obj_dir.join("glue"))?;
@@ -118,13 +119,19 @@ pub fn build_core(inp: &Inputs<'_>) -> Result<PathBuf> {
         let obj = obj_dir.join("lua").join(obj_name(&src));
         jobs.push((src, obj, vec!["-w".into()]));
     }
-    let strict: Vec<String> = ["-Wall", "-Wextra", "-Werror", "-std=gnu11"].map(String::from).to_vec();
+    let strict: Vec<String> = ["-Wall", "-Wextra", "-Werror", "-std=gnu11"]
+        .map(String::from)
+        .to_vec();
     for src in sorted_c_files(&glue_dir, &[])? {
         let obj = obj_dir.join("glue").join(obj_name(&src));
         jobs.push((src, obj, strict.clone()));
     }
     let hook_c = inp.bindings_dir.join("hook.c");
-    jobs.push((hook_c, obj_dir.join("glue").join("bindings_hook.o"), vec!["-w".into()]));
+    jobs.push((
+        hook_c,
+        obj_dir.join("glue").join("bindings_hook.o"),
+        vec!["-w".into()],
+    ));
 
     run_parallel(&jobs, &base)?;
 
@@ -154,13 +161,17 @@ fn obj_name(src: &Path) -> String {
 }
 
 fn run_parallel(jobs: &[(PathBuf, PathBuf, Vec<String>)], base: &[String]) -> Result<()> {
-    let width = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let width = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let mut pending = jobs.iter();
     let mut running: Vec<(std::process::Child, &Path)> = Vec::new();
     let mut failures = Vec::new();
     loop {
         while running.len() < width {
-            let Some((src, obj, extra)) = pending.next() else { break };
+            let Some((src, obj, extra)) = pending.next() else {
+                break;
+            };
             let child = Command::new(CLANG)
                 .args(base)
                 .args(extra)
@@ -188,7 +199,9 @@ fn run_parallel(jobs: &[(PathBuf, PathBuf, Vec<String>)], base: &[String]) -> Re
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("{what}: starting {CLANG}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: starting {CLANG}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }

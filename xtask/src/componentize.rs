@@ -15,7 +15,10 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>> {
         .validate(true)
         .module(module)
         .context("reading the guest core module for componentization")?
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
         .context("loading the WASI preview 1 reactor adapter")?
         .encode()
         .context("encoding the guest component")

@@ -10,7 +10,12 @@ use std::process::Command;
 
 /// What the guest build needs: clang and wasm-ld 22, compiler-rt builtins
 /// for wasm32, and wasi-libc.
-pub const GUEST: &[&str] = &["clang-22", "lld-22", "libclang-rt-22-dev-wasm32", "wasi-libc"];
+pub const GUEST: &[&str] = &[
+    "clang-22",
+    "lld-22",
+    "libclang-rt-22-dev-wasm32",
+    "wasi-libc",
+];
 
 /// Extra packages the test suite needs (real rsync and expect).
 pub const TEST: &[&str] = &["rsync", "expect"];
@@ -50,7 +55,10 @@ pub fn ensure(pkgs: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
         bail!(
             "missing apt packages: {}\nrun as root:\n  apt-get update && {install}",
@@ -87,7 +95,8 @@ fn installed(pkg: &str) -> Result<bool> {
         .args(["-W", "-f=${Status}", pkg])
         .output()
         .context("running dpkg-query (is this a Debian-like system?)")?;
-    Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+    Ok(out.status.success()
+        && String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
 fn is_root() -> bool {

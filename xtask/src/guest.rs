@@ -18,23 +18,31 @@ pub fn build() -> Result<Vec<u8>> {
     let started = Instant::now();
     let root = workspace::root();
     let build_dir = workspace::build_dir();
-    std::fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
+    std::fs::create_dir_all(&build_dir)
+        .with_context(|| format!("creating {}", build_dir.display()))?;
     let lua_dir = workspace::lua_src_dir()?;
 
     eprintln!("guest: generating C bindings from wit/hook.wit");
     let bindings_dir = build_dir.join("bindings");
     bindings::generate(&root.join("wit").join("hook.wit"), &bindings_dir)?;
 
-    eprintln!("guest: compiling Lua 5.4.9 ({}) and guest-lua/src", lua_dir.display());
+    eprintln!(
+        "guest: compiling Lua 5.4.9 ({}) and guest-lua/src",
+        lua_dir.display()
+    );
     let core_path = cc::build_core(&cc::Inputs {
         root: &root,
         lua_dir: &lua_dir,
         bindings_dir: &bindings_dir,
         build_dir: &build_dir,
     })?;
-    let core = std::fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
+    let core =
+        std::fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
 
-    eprintln!("guest: pre-initializing with Wizer (init function `{}`)", wizer::INIT_FUNC);
+    eprintln!(
+        "guest: pre-initializing with Wizer (init function `{}`)",
+        wizer::INIT_FUNC
+    );
     let wizened = wizer::preinitialize(&core)?;
     bindings::write_if_changed(&build_dir.join("core.wizer.wasm"), &wizened)?;
 
@@ -74,7 +82,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let committed_path: PathBuf = workspace::committed_component();
     if check {
         let committed = std::fs::read(&committed_path).with_context(|| {
-            format!("reading {} (build it with `cargo xtask guest`)", committed_path.display())
+            format!(
+                "reading {} (build it with `cargo xtask guest`)",
+                committed_path.display()
+            )
         })?;
         if committed != fresh {
             let first = committed.iter().zip(&fresh).position(|(a, b)| a != b);
@@ -84,7 +95,9 @@ pub fn run(args: &[String]) -> Result<()> {
                  Rebuild it with `cargo xtask guest` and commit the result.",
                 committed.len(),
                 fresh.len(),
-                first.map_or("the end of the shorter file".to_string(), |i| format!("byte {i}")),
+                first.map_or("the end of the shorter file".to_string(), |i| format!(
+                    "byte {i}"
+                )),
             );
         }
         eprintln!("guest: OK, guest-lua/lunabox-guest.wasm matches a fresh build");

@@ -7,6 +7,8 @@
 //!   check that the committed file is byte-identical to a fresh build.
 //! - `cargo xtask guest-smoke ...`: run Lua in the built guest with stub host
 //!   imports (a development harness; see `smoke.rs`).
+//! - `cargo xtask test`: prerequisites, `guest --check`, the guest's Lua
+//!   tests, `cargo test --workspace`.
 
 mod bindings;
 mod cc;
@@ -14,27 +16,43 @@ mod componentize;
 mod deps;
 mod guest;
 mod smoke;
+mod test;
 mod wizer;
 mod workspace;
 
 use anyhow::{Result, bail};
+use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command> [args]\n\n\
 commands:\n  \
   deps [--test] [PKG...]   ensure the apt packages for the guest build (and tests)\n  \
   guest [--check]          rebuild guest-lua/lunabox-guest.wasm / check it is up to date\n  \
-  guest-smoke [...]        run Lua files in the built guest with stub host imports\n";
+  guest-smoke [...]        run Lua files in the built guest with stub host imports\n  \
+  test [ARGS...]           prerequisites, guest --check, guest Lua tests, cargo test\n";
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
         eprint!("{USAGE}");
-        std::process::exit(2);
+        return ExitCode::from(2);
     };
-    match cmd.as_str() {
+    match dispatch(cmd, rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the whole cause chain on one line, and no backtrace
+            // even when RUST_BACKTRACE is set.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: &str, rest: &[String]) -> Result<()> {
+    match cmd {
         "deps" => deps::run(rest),
         "guest" => guest::run(rest),
         "guest-smoke" => smoke::run(rest),
+        "test" => test::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -12,8 +12,9 @@
 //! `dir/b.txt`); `log` prints `[log LEVEL] message`; `validate-json` accepts
 //! everything; `run` simulates by the call's `simulate` field: `"exit"`
 //! (exit failure, code from `exitCode`, default 2), `"bad-call"`,
-//! `"bad-output"`, `"unavailable"`; otherwise it returns the call's own JSON
-//! when the call has an `outputSchema`, else nothing. Every call is printed.
+//! `"bad-output"`, `"unavailable"`, `"echo-text"` (returns the call's JSON
+//! text as a Lua string); otherwise it returns the call's own JSON when the
+//! call has an `outputSchema`, else nothing. Every call is printed.
 //!
 //! With `--tests`, each file's leading `--!` lines say what to expect:
 //! `--! globals: {json}`, `--! result: {json}`, `--! error: KIND`,
@@ -65,11 +66,16 @@ fn fn_name(f: RunFunction) -> &'static str {
 const RESOURCES: &[(&str, &str)] = &[("a.sh", "echo a\n"), ("dir/b.txt", "bee")];
 
 impl host::Host for State {
-    fn run(&mut self, function: RunFunction, call_json: String) -> Result<Option<String>, RunFailure> {
+    fn run(
+        &mut self,
+        function: RunFunction,
+        call_json: String,
+    ) -> Result<Option<String>, RunFailure> {
         let line = format!("{} {call_json}", fn_name(function));
         println!("[run] {line}");
         self.calls.push(line);
-        let call: serde_json::Value = serde_json::from_str(&call_json).expect("guest sent invalid JSON");
+        let call: serde_json::Value =
+            serde_json::from_str(&call_json).expect("guest sent invalid JSON");
         match call.get("simulate").and_then(|v| v.as_str()) {
             Some("exit") => {
                 let code = call.get("exitCode").and_then(|v| v.as_i64()).unwrap_or(2) as i32;
@@ -83,13 +89,18 @@ impl host::Host for State {
             Some("bad-call") => Err(RunFailure::BadCall("`variables.X` is a table".into())),
             Some("bad-output") => Err(RunFailure::BadOutput("output file is empty".into())),
             Some("unavailable") => Err(RunFailure::Unavailable("unknown environment".into())),
+            // The call's JSON text itself, as a JSON string.
+            Some("echo-text") => Ok(Some(serde_json::Value::String(call_json).to_string())),
             _ if call.get("outputSchema").is_some() => Ok(Some(call_json)),
             _ => Ok(None),
         }
     }
 
     fn read_resource(&mut self, name: String) -> Option<String> {
-        RESOURCES.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string())
+        RESOURCES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.to_string())
     }
 
     fn list_resources(&mut self) -> Vec<String> {
@@ -143,12 +154,17 @@ impl Harness {
         let mut config = Config::new();
         config.wasm_exceptions(true);
         let engine = Engine::new(&config).map_err(|e| anyhow!("{e:?}"))?;
-        let bytes = std::fs::read(component_path)
-            .with_context(|| format!("reading {} (build it: cargo xtask guest)", component_path.display()))?;
+        let bytes = std::fs::read(component_path).with_context(|| {
+            format!(
+                "reading {} (build it: cargo xtask guest)",
+                component_path.display()
+            )
+        })?;
         let component = Component::new(&engine, &bytes).map_err(|e| anyhow!("{e:?}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
-        Hook::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(|e| anyhow!("{e:?}"))?;
+        Hook::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:?}"))?;
         Ok(Harness {
             engine,
             linker,
@@ -174,7 +190,8 @@ impl Harness {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let hook = Hook::instantiate(&mut store, &self.component, &self.linker).map_err(|e| anyhow!("{e:?}"))?;
+        let hook = Hook::instantiate(&mut store, &self.component, &self.linker)
+            .map_err(|e| anyhow!("{e:?}"))?;
         let options = HookOptions {
             compile_only: job.compile_only,
             max_result_bytes: job.max_result_bytes,
@@ -226,7 +243,10 @@ fn print_outcome(o: &Outcome) {
         Err(e) => {
             println!("error {}: {}", kind_name(e.kind), e.message);
             if let Some(x) = &e.exit {
-                println!("  exit {} stdout={:?} stderr={:?}", x.exit_code, x.stdout, x.stderr);
+                println!(
+                    "  exit {} stdout={:?} stderr={:?}",
+                    x.exit_code, x.stdout, x.stderr
+                );
             }
             if let Some(tb) = &e.traceback {
                 println!("{tb}");
@@ -241,12 +261,20 @@ fn print_outcome(o: &Outcome) {
 /// Entry point of `guest-smoke`.
 pub fn run(args: &[String]) -> Result<()> {
     let mut job = Job::default();
+    // The last local build if there is one, else the committed component.
     let mut component = workspace::build_dir().join("lunabox-guest.wasm");
+    if !component.is_file() {
+        component = workspace::committed_component();
+    }
     let mut files = Vec::new();
     let mut tests: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().with_context(|| format!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--component" => component = PathBuf::from(value()?),
             "--globals" => job.globals = value()?,
@@ -255,7 +283,15 @@ pub fn run(args: &[String]) -> Result<()> {
             "--memory" => job.memory = Some(value()?.parse()?),
             "--tests" => tests = Some(workspace::root().join("guest-lua").join("tests")),
             "-h" | "--help" => {
-                println!("{}", include_str!("smoke.rs").lines().take_while(|l| l.starts_with("//!")).map(|l| l.trim_start_matches("//!").trim_start_matches(' ')).collect::<Vec<_>>().join("\n"));
+                println!(
+                    "{}",
+                    include_str!("smoke.rs")
+                        .lines()
+                        .take_while(|l| l.starts_with("//!"))
+                        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
                 return Ok(());
             }
             other if other.starts_with("--") => bail!("guest-smoke: unknown option {other}"),
@@ -271,7 +307,8 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("guest-smoke: give a Lua file (or --tests)");
     }
     for f in files {
-        let script = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let script =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         let chunk = f.file_name().and_then(|n| n.to_str()).unwrap_or("chunk");
         let started = std::time::Instant::now();
         let o = harness.run(&script, chunk, &job)?;
@@ -294,15 +331,24 @@ fn parse_expect(script: &str) -> Result<(Job, Expect)> {
     let mut job = Job::default();
     let mut ex = Expect::default();
     for line in script.lines() {
-        let Some(rest) = line.strip_prefix("--!") else { continue };
+        let Some(rest) = line.strip_prefix("--!") else {
+            continue;
+        };
         let rest = rest.trim();
-        let (key, val) = rest.split_once(':').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((rest, ""));
+        let (key, val) = rest
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .unwrap_or((rest, ""));
         match key {
             "globals" => job.globals = val.to_string(),
             "compile-only" => job.compile_only = true,
             "max-result-bytes" => job.max_result_bytes = val.parse()?,
             "memory" => job.memory = Some(val.parse()?),
-            "result" => ex.result = Some(serde_json::from_str(val).with_context(|| format!("bad --! result: {val}"))?),
+            "result" => {
+                ex.result = Some(
+                    serde_json::from_str(val).with_context(|| format!("bad --! result: {val}"))?,
+                )
+            }
             "error" => ex.error = Some(val.to_string()),
             "message" => ex.message.push(val.to_string()),
             "log" => ex.log.push(val.to_string()),
@@ -318,15 +364,22 @@ fn parse_expect(script: &str) -> Result<(Job, Expect)> {
 fn check(o: &Outcome, ex: &Expect) -> Result<(), String> {
     match (&o.result, &ex.result, &ex.error) {
         (Ok(json), Some(want), _) => {
-            let got: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("result is not JSON ({e}): {json}"))?;
+            let got: serde_json::Value = serde_json::from_str(json)
+                .map_err(|e| format!("result is not JSON ({e}): {json}"))?;
             if &got != want {
                 return Err(format!("result {json}, expected {want}"));
             }
         }
-        (Ok(json), None, Some(kind)) => return Err(format!("expected error {kind}, got ok: {json}")),
+        (Ok(json), None, Some(kind)) => {
+            return Err(format!("expected error {kind}, got ok: {json}"));
+        }
         (Err(e), _, Some(kind)) => {
             if kind_name(e.kind) != kind {
-                return Err(format!("expected error {kind}, got {}: {}", kind_name(e.kind), e.message));
+                return Err(format!(
+                    "expected error {kind}, got {}: {}",
+                    kind_name(e.kind),
+                    e.message
+                ));
             }
         }
         (Err(e), _, None) => {
@@ -364,7 +417,11 @@ fn run_tests(harness: &Harness, dir: &Path) -> Result<()> {
     let mut failed = Vec::new();
     for f in &files {
         let script = std::fs::read_to_string(f)?;
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         let (job, ex) = parse_expect(&script).with_context(|| name.clone())?;
         let started = std::time::Instant::now();
         let verdict = match harness.run(&script, &name, &job) {
@@ -380,7 +437,11 @@ fn run_tests(harness: &Harness, dir: &Path) -> Result<()> {
             }
         }
     }
-    println!("{} passed, {} failed", files.len() - failed.len(), failed.len());
+    println!(
+        "{} passed, {} failed",
+        files.len() - failed.len(),
+        failed.len()
+    );
     if !failed.is_empty() {
         bail!("guest tests failed: {}", failed.join(", "));
     }

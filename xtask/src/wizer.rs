@@ -47,7 +47,11 @@ fn stub_linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<()>>
     let mut linker = Linker::new(engine);
     for import in module.imports() {
         let Some(ty) = import.ty().func().cloned() else {
-            wasmtime::bail!("unexpected non-function import {}::{}", import.module(), import.name());
+            wasmtime::bail!(
+                "unexpected non-function import {}::{}",
+                import.module(),
+                import.name()
+            );
         };
         if import.module() != WASI_P1 {
             // The `wit/hook.wit` host imports: init must never call them.
@@ -60,11 +64,17 @@ fn stub_linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<()>>
             continue;
         }
         let name = import.name().to_string();
-        linker.func_new(WASI_P1, import.name(), ty, move |mut caller, params, results| {
-            let errno = stub(&name, &mut caller, params).map_err(|e| wasmtime::format_err!("{e:#}"))?;
-            results[0] = Val::I32(errno);
-            Ok(())
-        })?;
+        linker.func_new(
+            WASI_P1,
+            import.name(),
+            ty,
+            move |mut caller, params, results| {
+                let errno =
+                    stub(&name, &mut caller, params).map_err(|e| wasmtime::format_err!("{e:#}"))?;
+                results[0] = Val::I32(errno);
+                Ok(())
+            },
+        )?;
     }
     Ok(linker)
 }
@@ -96,7 +106,9 @@ fn write(caller: &mut Caller<'_, ()>, ptr: u32, bytes: &[u8]) -> Result<()> {
 fn read_u32(caller: &mut Caller<'_, ()>, ptr: u32) -> Result<u32> {
     let mem = memory(caller)?;
     let start = ptr as usize;
-    let b = mem.get(start..start + 4).context("WASI stub: pointer out of bounds")?;
+    let b = mem
+        .get(start..start + 4)
+        .context("WASI stub: pointer out of bounds")?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
@@ -105,7 +117,9 @@ fn stub(name: &str, caller: &mut Caller<'_, ()>, params: &[Val]) -> Result<i32> 
     match name {
         // No preopened directories, no valid descriptors to inspect: the
         // real preopens are looked up by the guest on its first hook.
-        "fd_prestat_get" | "fd_prestat_dir_name" | "fd_fdstat_get" | "fd_filestat_get" => Ok(ERRNO_BADF),
+        "fd_prestat_get" | "fd_prestat_dir_name" | "fd_fdstat_get" | "fd_filestat_get" => {
+            Ok(ERRNO_BADF)
+        }
         "args_sizes_get" | "environ_sizes_get" => {
             write(caller, arg(params, 0)?, &0u32.to_le_bytes())?;
             write(caller, arg(params, 1)?, &0u32.to_le_bytes())?;

@@ -15,8 +15,10 @@ use crate::toolkit::validate::{SyntaxCheck, validate};
 use crate::toolkit::{build, load};
 
 #[derive(clap::Args)]
-#[command(after_help = "The toolkit is validated first (as `lunabox validate` does); with an error \
-nothing is written.\nExit status: 0 written, 1 the toolkit has errors, 2 bad usage.")]
+#[command(
+    after_help = "The toolkit is validated first (as `lunabox validate` does); with an error \
+nothing is written.\nExit status: 0 written, 1 the toolkit has errors, 2 bad usage."
+)]
 pub struct Args {
     /// The toolkit directory (a built .json file is accepted and rewritten).
     pub dir: PathBuf,
@@ -39,7 +41,10 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let runtime = if args.no_syntax {
         None
     } else {
-        eprintln!("checking {} (compiling hooks in the sandbox)...", args.dir.display());
+        eprintln!(
+            "checking {} (compiling hooks in the sandbox)...",
+            args.dir.display()
+        );
         Some(syntax_runtime()?)
     };
     let report = validate(&loaded, runtime.as_ref().map(|r| r as &dyn SyntaxCheck));
@@ -53,7 +58,12 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     let text = build::to_built_text(&loaded.toolkit);
     let tmp = args.output.with_extension("json.tmp");
-    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}; check the directory exists and is writable", tmp.display()))?;
+    std::fs::write(&tmp, &text).with_context(|| {
+        format!(
+            "cannot write {}; check the directory exists and is writable",
+            tmp.display()
+        )
+    })?;
     std::fs::rename(&tmp, &args.output)
         .with_context(|| format!("cannot move {} to {}", tmp.display(), args.output.display()))?;
     eprintln!(

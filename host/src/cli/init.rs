@@ -11,9 +11,11 @@ use crate::toolkit::scaffold::{self, ScaffoldError};
 
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("kind").required(true).args(["staged", "direct"]))]
-#[command(after_help = "Creates PATH/NAME/ (default ./NAME/) with main.json, discovery/, staged/ or \
+#[command(
+    after_help = "Creates PATH/NAME/ (default ./NAME/) with main.json, discovery/, staged/ or \
 direct/, virtual/, resources/ and messages/. The toolkit manages a directory of data files \
-(its source config's `path`).\nExit status: 0 created, 1 cannot write, 2 bad usage (bad name, NAME exists).")]
+(its source config's `path`).\nExit status: 0 created, 1 cannot write, 2 bad usage (bad name, NAME exists)."
+)]
 pub struct Args {
     /// The toolkit's name (a-z, 0-9, `_`, `:`, `-`); also its directory name.
     pub name: String,
@@ -29,7 +31,11 @@ pub struct Args {
 }
 
 pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let kind = if args.direct { LinkedKind::Direct } else { LinkedKind::Staged };
+    let kind = if args.direct {
+        LinkedKind::Direct
+    } else {
+        LinkedKind::Staged
+    };
     match scaffold::create(&args.dir, &args.name, kind) {
         Ok(path) => {
             eprintln!(

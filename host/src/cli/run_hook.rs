@@ -23,7 +23,8 @@ use crate::run::executors::scripted::ScriptedExecutor;
 use crate::sandbox::{Limits, Runtime, RuntimeConfig};
 
 #[derive(clap::Args)]
-#[command(after_help = "HOOK is the hook's path in the toolkit: staged/resync, staged/status, \
+#[command(
+    after_help = "HOOK is the hook's path in the toolkit: staged/resync, staged/status, \
 direct/preSnapshot, discovery/repositoryDiscovery, virtual/configure, upgrade/upgradeSnapshot, ...\n\n\
 The context file is a JSON object with what the hook sees: \"parameters\", \"config\", \
 \"repository\", \"source\" (environment, environmentUser, host, stagingEnvironment, \
@@ -33,7 +34,8 @@ validated; password-format values are masked in everything printed.\n\n\
 Without --responses, Run calls run on this machine as the environment user (which must be \
 you unless lunabox runs as root).\n\n\
 Exit status: 0 ok, 1 the hook failed, 2 bad usage (unknown hook, missing context, invalid \
-parameters), 3 a limit stopped it.")]
+parameters), 3 a limit stopped it."
+)]
 pub struct Args {
     /// A toolkit directory or a built toolkit .json file.
     pub toolkit: PathBuf,
@@ -42,7 +44,8 @@ pub struct Args {
     /// JSON file with parameters, config, repository, source, remote, snapshotJson.
     #[arg(long, value_name = "FILE.json")]
     pub context: Option<PathBuf>,
-    /// Set a parameter (VALUE is JSON when it parses, else text); repeatable.
+    /// Set a parameter (VALUE is JSON when it parses, else text; a dotted
+    /// K like `a.b` sets a nested field); repeatable.
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
     /// Answer Run calls from this file instead of running them:
@@ -70,9 +73,10 @@ fn usage(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 }
 
 fn read_context(path: &Path) -> Result<HookContext, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON ({e}); fix the file", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid JSON ({e}); fix the file", path.display()))?;
     HookContext::from_json(value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -129,7 +133,11 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if !args.json {
         eprintln!(
             "running {chunk}{}...",
-            if args.responses.is_some() { " (scripted responses)" } else { "" }
+            if args.responses.is_some() {
+                " (scripted responses)"
+            } else {
+                ""
+            }
         );
     }
     let run = match hooks::run_hook(Invocation {
@@ -146,7 +154,10 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
 
     if let Some(path) = &args.transcript {
-        let entries = mask_json(&serde_json::to_value(&run.outcome.transcript)?, &run.secrets);
+        let entries = mask_json(
+            &serde_json::to_value(&run.outcome.transcript)?,
+            &run.secrets,
+        );
         std::fs::write(path, serde_json::to_string_pretty(&entries)? + "\n")
             .with_context(|| format!("cannot write the transcript to {}", path.display()))?;
     }
@@ -166,7 +177,9 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 pub fn run_json(hook: &HookId, run: &HookRun) -> Value {
     let s = &run.secrets;
     let mut out = match &run.value {
-        Ok(v) => json!({"outcome": "ok", "hook": hook.to_string(), "value": mask_json(v, s), "message": null, "fault": null}),
+        Ok(v) => {
+            json!({"outcome": "ok", "hook": hook.to_string(), "value": mask_json(v, s), "message": null, "fault": null})
+        }
         Err(f) => {
             let mut o = json!({
                 "outcome": if matches!(f.kind, FailureKind::Limit(_)) { "limit" } else { "error" },
@@ -196,11 +209,17 @@ fn print_human(run: &HookRun) {
         eprintln!("[{}] {}", line.level, mask(&line.message, s));
     }
     match &run.value {
-        Ok(v) => println!("{}", serde_json::to_string_pretty(&mask_json(v, s)).unwrap_or_default()),
+        Ok(v) => println!(
+            "{}",
+            serde_json::to_string_pretty(&mask_json(v, s)).unwrap_or_default()
+        ),
         Err(f) => {
             eprintln!("error: {}", f.message);
             if let Some(fault) = &f.fault {
-                eprintln!("  failed call: {} exited with status {}", fault.function, fault.exit_code);
+                eprintln!(
+                    "  failed call: {} exited with status {}",
+                    fault.function, fault.exit_code
+                );
                 if !fault.stdout.is_empty() {
                     eprintln!("  stdout: {}", fault.stdout.trim_end());
                 }

@@ -13,9 +13,11 @@ use crate::toolkit::validate::{SyntaxCheck, validate};
 use crate::toolkit::{Report, load};
 
 #[derive(clap::Args)]
-#[command(after_help = "Each problem names its file (main.json, staged/resync.lua, ...), the field \
+#[command(
+    after_help = "Each problem names its file (main.json, staged/resync.lua, ...), the field \
 (a JSON pointer such as /linkedSourceDefinition/type) or line, and what to do.\n\
-Exit status: 0 no errors (warnings allowed), 1 at least one error, 2 bad usage.")]
+Exit status: 0 no errors (warnings allowed), 1 at least one error, 2 bad usage."
+)]
 pub struct Args {
     /// A toolkit directory (with main.json) or a built toolkit .json file.
     pub toolkit: PathBuf,
@@ -55,7 +57,10 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             let runtime = if args.no_syntax {
                 None
             } else {
-                eprintln!("validating {} (compiling hooks in the sandbox)...", args.toolkit.display());
+                eprintln!(
+                    "validating {} (compiling hooks in the sandbox)...",
+                    args.toolkit.display()
+                );
                 Some(syntax_runtime()?)
             };
             validate(&loaded, runtime.as_ref().map(|r| r as &dyn SyntaxCheck))

@@ -39,9 +39,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// A file whose mtime or ctime is this close to (or after) the start of the
-/// previous snapshot may have changed again within the clock's granularity
-/// after it was recorded; such a file is copied, never linked.
-const RACY_SLACK_NS: i64 = 100_000_000;
+/// previous snapshot may have changed again after it was recorded without
+/// its timestamps moving (file times come from a coarse clock, one kernel
+/// tick: at most 10 ms); such a file is copied, never linked.
+const RACY_SLACK_NS: i64 = 20_000_000;
 
 /// Name of the manifest inside a snapshot directory.
 const MANIFEST: &str = "manifest.jsonl";
@@ -282,16 +283,9 @@ fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// Copy `src` to the new file `dst` with a reflink when possible; set
-/// `mode` and the times; with `durable`, fsync it. Returns whether the copy
-/// was a reflink.
-fn copy_file(
-    src: &Path,
-    dst: &Path,
-    mode: u32,
-    atime_ns: i64,
-    mtime_ns: i64,
-    durable: bool,
-) -> io::Result<bool> {
+/// `mode` and the times. Returns whether the copy was a reflink. (Not
+/// flushed: see [`fsync_all`].)
+fn copy_file(src: &Path, dst: &Path, mode: u32, atime_ns: i64, mtime_ns: i64) -> io::Result<bool> {
     let mut s = File::open(src)?;
     let mut d = OpenOptions::new()
         .write(true)
@@ -308,9 +302,6 @@ fn copy_file(
     // SAFETY: `d` is open; `times` holds two timespecs.
     if unsafe { libc::futimens(d.as_raw_fd(), times.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
-    }
-    if durable {
-        d.sync_all()?;
     }
     Ok(reflinked)
 }
@@ -343,6 +334,36 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Fsync every path (files and directories) from a few threads at once:
+/// concurrent fsyncs share journal commits, so a hundred of them cost
+/// about as much as a few.
+fn fsync_all(paths: &[PathBuf]) -> Result<(), SnapshotError> {
+    const THREADS: usize = 8;
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let chunk = paths.len().div_ceil(THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> Result<(), SnapshotError> {
+                    for p in part {
+                        File::open(p)
+                            .and_then(|f| f.sync_all())
+                            .map_err(ioe("flush", p))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(SnapshotError::Invalid("an fsync thread panicked".into())))
+        })
+    })
+}
+
 /// The previous snapshot, as the builder consults it.
 struct Previous {
     files: PathBuf,
@@ -359,6 +380,8 @@ struct Builder<'a> {
     manifest_path: PathBuf,
     /// (dev, ino) of live files with several links -> their path in `out`.
     inner_links: HashMap<(u64, u64), PathBuf>,
+    /// Copied files and created directories, to fsync before commit.
+    to_flush: Vec<PathBuf>,
     stats: SnapshotStats,
 }
 
@@ -413,9 +436,9 @@ impl Builder<'_> {
                 tracing::warn!(path = %src.display(), "not a file, directory or symlink: left out of the snapshot");
             }
         }
-        // Post-order, once it is full: make its entries durable, then set
-        // its own mode and times.
-        fsync_dir(&dst_dir).map_err(ioe("flush", &dst_dir))?;
+        // Post-order, once it is full: its own mode and times; flushed
+        // with the copied files at the end of the build.
+        self.to_flush.push(dst_dir.clone());
         let ro = md.mode() & 0o7777 & !0o222;
         fs::set_permissions(&dst_dir, fs::Permissions::from_mode(ro))
             .map_err(ioe("set the mode of", &dst_dir))?;
@@ -457,8 +480,9 @@ impl Builder<'_> {
             self.stats.linked_bytes += e.size;
             return self.write_entry(&e);
         }
-        let reflinked = copy_file(src, dst, e.mode & !0o222, e.atime_ns, e.mtime_ns, true)
+        let reflinked = copy_file(src, dst, e.mode & !0o222, e.atime_ns, e.mtime_ns)
             .map_err(ioe("copy", src))?;
+        self.to_flush.push(dst.to_path_buf());
         self.stats.copied_files += 1;
         self.stats.copied_bytes += e.size;
         if reflinked {
@@ -548,6 +572,7 @@ impl SnapshotStore {
             manifest: BufWriter::new(mf),
             manifest_path: manifest_path.clone(),
             inner_links: HashMap::new(),
+            to_flush: Vec::new(),
             stats: SnapshotStats {
                 previous,
                 ..Default::default()
@@ -568,8 +593,10 @@ impl SnapshotStore {
             .manifest
             .into_inner()
             .map_err(|e| ioe("write the manifest", &manifest_path)(e.into_error()))?;
-        mf.sync_all().map_err(ioe("flush", &manifest_path))?;
         drop(mf);
+        let mut to_flush = b.to_flush;
+        to_flush.push(manifest_path.clone());
+        fsync_all(&to_flush)?;
         let mut stats = b.stats;
         fs::set_permissions(&manifest_path, fs::Permissions::from_mode(0o444))
             .map_err(ioe("set the mode of", &manifest_path))?;
@@ -757,7 +784,7 @@ impl SnapshotStore {
                     if let Some(first) = seen.get(&smd.ino()) {
                         fs::hard_link(first, &dst).map_err(ioe("link", &dst))?;
                     } else {
-                        copy_file(&src, &dst, e.mode, e.atime_ns, e.mtime_ns, false)
+                        copy_file(&src, &dst, e.mode, e.atime_ns, e.mtime_ns)
                             .map_err(ioe("copy", &src))?;
                         if root {
                             let _ = lchown(&dst, e.uid, e.gid);

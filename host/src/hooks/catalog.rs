@@ -118,7 +118,14 @@ impl HookSpec {
 use Global::*;
 
 const SOURCE_HOOK: &[Global] = &[Resources, Parameters, Config, Repository, Source];
-const CONFIGURE_HOOK: &[Global] = &[Resources, Parameters, Config, Repository, Source, SnapshotJson];
+const CONFIGURE_HOOK: &[Global] = &[
+    Resources,
+    Parameters,
+    Config,
+    Repository,
+    Source,
+    SnapshotJson,
+];
 const UPGRADE_HOOK: &[Global] = &[Resources, Parameters];
 
 const fn h(
@@ -145,59 +152,234 @@ const RETURN_TABLE: Presence = Presence::Filled("return {}");
 /// Every hook, by group.
 pub static CATALOG: &[HookSpec] = &[
     // discovery
-    h(HookGroup::Discovery, "repositoryDiscovery", Presence::Required, &[Resources, Remote], Returns::Repositories,
-        "finds the repositories (installations) on an environment"),
-    h(HookGroup::Discovery, "sourceConfigDiscovery", Presence::Required, &[Resources, Remote, Repository], Returns::SourceConfigs,
-        "finds the source configs (databases) of a repository"),
+    h(
+        HookGroup::Discovery,
+        "repositoryDiscovery",
+        Presence::Required,
+        &[Resources, Remote],
+        Returns::Repositories,
+        "finds the repositories (installations) on an environment",
+    ),
+    h(
+        HookGroup::Discovery,
+        "sourceConfigDiscovery",
+        Presence::Required,
+        &[Resources, Remote, Repository],
+        Returns::SourceConfigs,
+        "finds the source configs (databases) of a repository",
+    ),
     // staged
-    h(HookGroup::Staged, "resync", EMPTY, SOURCE_HOOK, Returns::Nothing,
-        "initial SnapSync or a forced (hard) resync: refresh all data on the staging storage"),
-    h(HookGroup::Staged, "startStaging", EMPTY, SOURCE_HOOK, Returns::Nothing, "enable: start the staging copy"),
-    h(HookGroup::Staged, "stopStaging", EMPTY, SOURCE_HOOK, Returns::Nothing, "disable: stop the staging copy"),
-    h(HookGroup::Staged, "preSnapshot", EMPTY, SOURCE_HOOK, Returns::Nothing,
-        "before a snapshot: make the staging storage consistent"),
-    h(HookGroup::Staged, "postSnapshot", RETURN_TABLE, SOURCE_HOOK, Returns::Snapshot,
-        "after a snapshot (always runs): returns the snapshot metadata"),
-    h(HookGroup::Staged, "status", Presence::Optional, SOURCE_HOOK, Returns::Status,
-        "periodically: ACTIVE, INACTIVE or UNKNOWN"),
-    h(HookGroup::Staged, "worker", EMPTY, SOURCE_HOOK, Returns::Nothing, "every 10 seconds while enabled"),
-    h(HookGroup::Staged, "mountSpec", Presence::Optional, SOURCE_HOOK, Returns::MountPath,
-        "where the staging storage is mounted (a path)"),
-    h(HookGroup::Staged, "ownershipSpec", Presence::Optional, SOURCE_HOOK, Returns::Ownership,
-        "who owns the staging storage"),
+    h(
+        HookGroup::Staged,
+        "resync",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "initial SnapSync or a forced (hard) resync: refresh all data on the staging storage",
+    ),
+    h(
+        HookGroup::Staged,
+        "startStaging",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "enable: start the staging copy",
+    ),
+    h(
+        HookGroup::Staged,
+        "stopStaging",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "disable: stop the staging copy",
+    ),
+    h(
+        HookGroup::Staged,
+        "preSnapshot",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "before a snapshot: make the staging storage consistent",
+    ),
+    h(
+        HookGroup::Staged,
+        "postSnapshot",
+        RETURN_TABLE,
+        SOURCE_HOOK,
+        Returns::Snapshot,
+        "after a snapshot (always runs): returns the snapshot metadata",
+    ),
+    h(
+        HookGroup::Staged,
+        "status",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::Status,
+        "periodically: ACTIVE, INACTIVE or UNKNOWN",
+    ),
+    h(
+        HookGroup::Staged,
+        "worker",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "every 10 seconds while enabled",
+    ),
+    h(
+        HookGroup::Staged,
+        "mountSpec",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::MountPath,
+        "where the staging storage is mounted (a path)",
+    ),
+    h(
+        HookGroup::Staged,
+        "ownershipSpec",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::Ownership,
+        "who owns the staging storage",
+    ),
     // direct
-    h(HookGroup::Direct, "preSnapshot", EMPTY, SOURCE_HOOK, Returns::Nothing,
-        "before a snapshot: must call RunSync to copy the data in"),
-    h(HookGroup::Direct, "postSnapshot", RETURN_TABLE, SOURCE_HOOK, Returns::Snapshot,
-        "after a snapshot (always runs): returns the snapshot metadata"),
+    h(
+        HookGroup::Direct,
+        "preSnapshot",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "before a snapshot: must call RunSync to copy the data in",
+    ),
+    h(
+        HookGroup::Direct,
+        "postSnapshot",
+        RETURN_TABLE,
+        SOURCE_HOOK,
+        Returns::Snapshot,
+        "after a snapshot (always runs): returns the snapshot metadata",
+    ),
     // virtual
-    h(HookGroup::Virtual, "configure", RETURN_TABLE, CONFIGURE_HOOK, Returns::SourceConfig,
-        "provision: bring up a virtual source from a snapshot; returns its source config"),
-    h(HookGroup::Virtual, "unconfigure", EMPTY, SOURCE_HOOK, Returns::Nothing, "take a virtual source down for good"),
-    h(HookGroup::Virtual, "reconfigure", RETURN_TABLE, CONFIGURE_HOOK, Returns::SourceConfig,
-        "bring a virtual source back after unconfigure; returns its source config"),
-    h(HookGroup::Virtual, "start", EMPTY, SOURCE_HOOK, Returns::Nothing, "start a virtual source"),
-    h(HookGroup::Virtual, "stop", EMPTY, SOURCE_HOOK, Returns::Nothing, "stop a virtual source"),
-    h(HookGroup::Virtual, "preSnapshot", EMPTY, SOURCE_HOOK, Returns::Nothing, "before snapshotting a virtual source"),
-    h(HookGroup::Virtual, "postSnapshot", RETURN_TABLE, SOURCE_HOOK, Returns::Snapshot,
-        "after snapshotting a virtual source: returns the snapshot metadata"),
-    h(HookGroup::Virtual, "status", Presence::Optional, SOURCE_HOOK, Returns::Status,
-        "periodically: ACTIVE, INACTIVE or UNKNOWN"),
-    h(HookGroup::Virtual, "initialize", Presence::Optional, SOURCE_HOOK, Returns::SourceConfig,
-        "create an empty virtual source; returns its source config"),
-    h(HookGroup::Virtual, "mountSpec", Presence::Optional, SOURCE_HOOK, Returns::Mounts,
-        "where to mount the virtual source's storage (an array of tables)"),
-    h(HookGroup::Virtual, "ownershipSpec", Presence::Optional, SOURCE_HOOK, Returns::Ownership,
-        "who owns the virtual source's storage"),
+    h(
+        HookGroup::Virtual,
+        "configure",
+        RETURN_TABLE,
+        CONFIGURE_HOOK,
+        Returns::SourceConfig,
+        "provision: bring up a virtual source from a snapshot; returns its source config",
+    ),
+    h(
+        HookGroup::Virtual,
+        "unconfigure",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "take a virtual source down for good",
+    ),
+    h(
+        HookGroup::Virtual,
+        "reconfigure",
+        RETURN_TABLE,
+        CONFIGURE_HOOK,
+        Returns::SourceConfig,
+        "bring a virtual source back after unconfigure; returns its source config",
+    ),
+    h(
+        HookGroup::Virtual,
+        "start",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "start a virtual source",
+    ),
+    h(
+        HookGroup::Virtual,
+        "stop",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "stop a virtual source",
+    ),
+    h(
+        HookGroup::Virtual,
+        "preSnapshot",
+        EMPTY,
+        SOURCE_HOOK,
+        Returns::Nothing,
+        "before snapshotting a virtual source",
+    ),
+    h(
+        HookGroup::Virtual,
+        "postSnapshot",
+        RETURN_TABLE,
+        SOURCE_HOOK,
+        Returns::Snapshot,
+        "after snapshotting a virtual source: returns the snapshot metadata",
+    ),
+    h(
+        HookGroup::Virtual,
+        "status",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::Status,
+        "periodically: ACTIVE, INACTIVE or UNKNOWN",
+    ),
+    h(
+        HookGroup::Virtual,
+        "initialize",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::SourceConfig,
+        "create an empty virtual source; returns its source config",
+    ),
+    h(
+        HookGroup::Virtual,
+        "mountSpec",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::Mounts,
+        "where to mount the virtual source's storage (an array of tables)",
+    ),
+    h(
+        HookGroup::Virtual,
+        "ownershipSpec",
+        Presence::Optional,
+        SOURCE_HOOK,
+        Returns::Ownership,
+        "who owns the virtual source's storage",
+    ),
     // upgrade
-    h(HookGroup::Upgrade, "upgradeSnapshot", Presence::Required, UPGRADE_HOOK, Returns::Upgraded(UpgradeTarget::Snapshot),
-        "upgrade a snapshot's metadata from the previous version"),
-    h(HookGroup::Upgrade, "upgradeVirtualSource", Presence::Required, UPGRADE_HOOK,
-        Returns::Upgraded(UpgradeTarget::VirtualParameters), "upgrade a virtual source's parameters"),
-    h(HookGroup::Upgrade, "upgradeLinkedSource", Presence::Required, UPGRADE_HOOK,
-        Returns::Upgraded(UpgradeTarget::LinkedParameters), "upgrade a linked source's parameters"),
-    h(HookGroup::Upgrade, "upgradeSourceConfig", Presence::Optional, UPGRADE_HOOK,
-        Returns::Upgraded(UpgradeTarget::SourceConfig), "upgrade a source config"),
+    h(
+        HookGroup::Upgrade,
+        "upgradeSnapshot",
+        Presence::Required,
+        UPGRADE_HOOK,
+        Returns::Upgraded(UpgradeTarget::Snapshot),
+        "upgrade a snapshot's metadata from the previous version",
+    ),
+    h(
+        HookGroup::Upgrade,
+        "upgradeVirtualSource",
+        Presence::Required,
+        UPGRADE_HOOK,
+        Returns::Upgraded(UpgradeTarget::VirtualParameters),
+        "upgrade a virtual source's parameters",
+    ),
+    h(
+        HookGroup::Upgrade,
+        "upgradeLinkedSource",
+        Presence::Required,
+        UPGRADE_HOOK,
+        Returns::Upgraded(UpgradeTarget::LinkedParameters),
+        "upgrade a linked source's parameters",
+    ),
+    h(
+        HookGroup::Upgrade,
+        "upgradeSourceConfig",
+        Presence::Optional,
+        UPGRADE_HOOK,
+        Returns::Upgraded(UpgradeTarget::SourceConfig),
+        "upgrade a source config",
+    ),
 ];
 
 /// The catalog entry of a hook.
@@ -217,14 +399,21 @@ pub fn hooks_of(group: HookGroup) -> impl Iterator<Item = &'static HookSpec> {
 
 /// The groups that have a hook called `name` (for "wrong folder" hints).
 pub fn groups_with(name: &str) -> Vec<HookGroup> {
-    let mut groups: Vec<HookGroup> = CATALOG.iter().filter(|s| s.name == name).map(|s| s.group).collect();
+    let mut groups: Vec<HookGroup> = CATALOG
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| s.group)
+        .collect();
     groups.dedup();
     groups
 }
 
 /// The hook names of a group, comma-separated (for messages).
 pub fn names_of(group: HookGroup) -> String {
-    hooks_of(group).map(|s| s.name).collect::<Vec<_>>().join(", ")
+    hooks_of(group)
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -242,17 +431,30 @@ mod tests {
         assert_eq!(hooks_of(HookGroup::Virtual).count(), 11);
         assert_eq!(hooks_of(HookGroup::Upgrade).count(), 4);
         assert_eq!(groups_with("configure"), vec![HookGroup::Virtual]);
-        assert_eq!(groups_with("preSnapshot"), vec![HookGroup::Staged, HookGroup::Direct, HookGroup::Virtual]);
+        assert_eq!(
+            groups_with("preSnapshot"),
+            vec![HookGroup::Staged, HookGroup::Direct, HookGroup::Virtual]
+        );
     }
 
     #[test]
     fn globals_follow_the_table() {
         let cfg = spec(HookGroup::Virtual, "configure").unwrap();
         assert!(cfg.sees(Global::SnapshotJson));
-        assert!(!spec(HookGroup::Virtual, "start").unwrap().sees(Global::SnapshotJson));
+        assert!(
+            !spec(HookGroup::Virtual, "start")
+                .unwrap()
+                .sees(Global::SnapshotJson)
+        );
         let rd = spec(HookGroup::Discovery, "repositoryDiscovery").unwrap();
-        assert!(rd.sees(Global::Remote) && !rd.sees(Global::Repository) && !rd.sees(Global::Parameters));
-        assert!(spec(HookGroup::Discovery, "sourceConfigDiscovery").unwrap().sees(Global::Repository));
+        assert!(
+            rd.sees(Global::Remote) && !rd.sees(Global::Repository) && !rd.sees(Global::Parameters)
+        );
+        assert!(
+            spec(HookGroup::Discovery, "sourceConfigDiscovery")
+                .unwrap()
+                .sees(Global::Repository)
+        );
         let up = spec(HookGroup::Upgrade, "upgradeSnapshot").unwrap();
         assert!(up.sees(Global::Parameters) && !up.sees(Global::Source));
     }

@@ -7,7 +7,14 @@ use super::HookContext;
 use super::params::parse_param_value;
 
 /// The keys a context file may hold.
-pub const CONTEXT_KEYS: [&str; 6] = ["parameters", "config", "repository", "source", "remote", "snapshotJson"];
+pub const CONTEXT_KEYS: [&str; 6] = [
+    "parameters",
+    "config",
+    "repository",
+    "source",
+    "remote",
+    "snapshotJson",
+];
 
 /// A context document that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,7 +68,9 @@ impl HookContext {
     /// string; a dotted K (`a.b`) sets a nested field.
     pub fn set_param(&mut self, assignment: &str) -> Result<(), ContextError> {
         let (key, value) = assignment.split_once('=').ok_or_else(|| {
-            ContextError(format!("--param `{assignment}` has no `=`; write it as NAME=VALUE, e.g. stagingPort=1234"))
+            ContextError(format!(
+                "--param `{assignment}` has no `=`; write it as NAME=VALUE, e.g. stagingPort=1234"
+            ))
         })?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(str::is_empty) {
@@ -69,7 +78,9 @@ impl HookContext {
                 "--param `{assignment}` has an empty name; write it as NAME=VALUE"
             )));
         }
-        let params = self.parameters.get_or_insert_with(|| Value::Object(Map::new()));
+        let params = self
+            .parameters
+            .get_or_insert_with(|| Value::Object(Map::new()));
         let mut here = params;
         let parts: Vec<&str> = key.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
@@ -115,6 +126,11 @@ mod tests {
         );
         assert!(ctx.set_param("novalue").is_err());
         assert!(ctx.set_param("stagingPort.x=1").is_err());
-        assert!(HookContext::from_json(json!({"sourceconfig": {}})).unwrap_err().0.contains("unknown"));
+        assert!(
+            HookContext::from_json(json!({"sourceconfig": {}}))
+                .unwrap_err()
+                .0
+                .contains("unknown")
+        );
     }
 }

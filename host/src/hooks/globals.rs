@@ -33,7 +33,9 @@ fn hint(global: Global, group: HookGroup) -> &'static str {
             _ => "{\"environment\", \"environmentUser\", \"host\", \"dataDirectory\", \"guid\"}",
         },
         Global::Remote => "{\"environment\", \"environmentUser\", \"host\"}",
-        Global::SnapshotJson => "the snapshot's metadata (a JSON object, passed to the hook as a JSON string)",
+        Global::SnapshotJson => {
+            "the snapshot's metadata (a JSON object, passed to the hook as a JSON string)"
+        }
         Global::Parameters => "the object to upgrade",
         Global::Resources => "",
     }
@@ -47,12 +49,19 @@ fn need(part: Option<&Value>, global: Global, spec: &HookSpec) -> Result<Value, 
     })
 }
 
-fn need_object(part: Option<&Value>, global: Global, spec: &HookSpec) -> Result<Map<String, Value>, SetupError> {
+fn need_object(
+    part: Option<&Value>,
+    global: Global,
+    spec: &HookSpec,
+) -> Result<Map<String, Value>, SetupError> {
     match need(part, global, spec)? {
         Value::Object(o) => Ok(o),
         other => Err(SetupError::BadContext {
             part: global.name(),
-            message: format!("must be a JSON object ({}), found {other}", hint(global, spec.group)),
+            message: format!(
+                "must be a JSON object ({}), found {other}",
+                hint(global, spec.group)
+            ),
         }),
     }
 }
@@ -77,7 +86,9 @@ pub fn prepare_parameters(
     group: HookGroup,
     parameters: Option<&Value>,
 ) -> Result<(Value, Vec<String>), SetupError> {
-    let mut value = parameters.cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    let mut value = parameters
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
     let Some((what, schema)) = parameters_schema(toolkit, group) else {
         return Ok((value, Vec::new()));
     };
@@ -93,7 +104,12 @@ pub fn prepare_parameters(
 }
 
 /// Build the globals of hook `spec` from `ctx`.
-pub fn build(spec: &HookSpec, toolkit: &Toolkit, ctx: &HookContext, data_directory: Option<&Path>) -> Result<Globals, SetupError> {
+pub fn build(
+    spec: &HookSpec,
+    toolkit: &Toolkit,
+    ctx: &HookContext,
+    data_directory: Option<&Path>,
+) -> Result<Globals, SetupError> {
     let mut map = Map::new();
     let mut secrets = Vec::new();
 

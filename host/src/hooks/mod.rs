@@ -41,7 +41,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::run::Executor;
-use crate::sandbox::{ErrorKind, HookOutcome, HookRequest, HookResult, LimitKind, Limits, RunFault, Runtime};
+use crate::sandbox::{
+    ErrorKind, HookOutcome, HookRequest, HookResult, LimitKind, Limits, RunFault, Runtime,
+};
 use crate::toolkit::model::lua_source;
 pub use crate::toolkit::{HookGroup, HookId, Toolkit};
 
@@ -119,7 +121,7 @@ pub struct HookFailure {
     pub message: String,
     pub traceback: Option<String>,
     /// The failed Run call, when a non-zero exit ended the hook.
-    pub fault: Option<RunFault>,
+    pub fault: Option<Box<RunFault>>,
 }
 
 /// Why a hook could not be started.
@@ -141,7 +143,9 @@ pub enum SetupError {
         why: String,
     },
     /// A part of the context the hook sees is missing.
-    #[error("{hook} needs `{part}` ({hint}); give it in the context (e.g. --context FILE.json with a \"{part}\" key)")]
+    #[error(
+        "{hook} needs `{part}` ({hint}); give it in the context (e.g. --context FILE.json with a \"{part}\" key)"
+    )]
     MissingContext {
         hook: String,
         part: &'static str,
@@ -171,7 +175,10 @@ fn failure_kind(kind: ErrorKind) -> FailureKind {
 }
 
 /// Look up `hook` in the catalog and in `toolkit`: its spec and script.
-pub fn resolve<'t>(toolkit: &'t Toolkit, hook: &HookId) -> Result<(&'static catalog::HookSpec, &'t str), SetupError> {
+pub fn resolve<'t>(
+    toolkit: &'t Toolkit,
+    hook: &HookId,
+) -> Result<(&'static catalog::HookSpec, &'t str), SetupError> {
     let spec = catalog::spec_of(hook).ok_or_else(|| SetupError::UnknownHook {
         hook: hook.to_string(),
         group: hook.group,
@@ -182,10 +189,15 @@ pub fn resolve<'t>(toolkit: &'t Toolkit, hook: &HookId) -> Result<(&'static cata
             (HookGroup::Staged | HookGroup::Direct, Some(g)) if g != hook.group => {
                 format!(" (its linked source is {g}, so its linked hooks are {g}/...)")
             }
-            (_, _) if spec.presence == catalog::Presence::Optional && spec.returns == catalog::Returns::Status => {
+            (_, _)
+                if spec.presence == catalog::Presence::Optional
+                    && spec.returns == catalog::Returns::Status =>
+            {
                 " (it is optional: without it a source is ACTIVE while enabled)".to_string()
             }
-            (_, _) if spec.presence == catalog::Presence::Optional => " (it is optional and was not written)".to_string(),
+            (_, _) if spec.presence == catalog::Presence::Optional => {
+                " (it is optional and was not written)".to_string()
+            }
             (HookGroup::Discovery, _) => " (it has no discoveryDefinition)".to_string(),
             (HookGroup::Upgrade, _) => " (it has no upgrade/X.Y/ scripts)".to_string(),
             _ => String::new(),
@@ -204,7 +216,12 @@ pub fn resolve<'t>(toolkit: &'t Toolkit, hook: &HookId) -> Result<(&'static cata
 /// secrets), run it in a fresh sandbox, then apply its kind's return check.
 pub fn run_hook(inv: Invocation<'_>) -> Result<HookRun, SetupError> {
     let (spec, script) = resolve(inv.toolkit, &inv.hook)?;
-    let globals = globals::build(spec, inv.toolkit, &inv.context, inv.data_directory.as_deref())?;
+    let globals = globals::build(
+        spec,
+        inv.toolkit,
+        &inv.context,
+        inv.data_directory.as_deref(),
+    )?;
     let chunk_name = inv.toolkit.chunk_name(&inv.hook);
     let secrets = globals.secrets;
     let request = HookRequest {
@@ -219,7 +236,14 @@ pub fn run_hook(inv: Invocation<'_>) -> Result<HookRun, SetupError> {
     };
     let _span = tracing::info_span!("hook", chunk = %chunk_name).entered();
     let outcome = inv.runtime.run_hook(request);
-    let value = map_result(spec, inv.toolkit, &chunk_name, &outcome.result, &inv.limits, &secrets);
+    let value = map_result(
+        spec,
+        inv.toolkit,
+        &chunk_name,
+        &outcome.result,
+        &inv.limits,
+        &secrets,
+    );
     Ok(HookRun {
         outcome,
         value,
@@ -237,21 +261,25 @@ fn map_result(
 ) -> Result<serde_json::Value, HookFailure> {
     use params::mask;
     match result {
-        HookResult::Ok(v) => returns::check_return(spec, toolkit, v.clone(), secrets).map_err(|m| HookFailure {
-            kind: FailureKind::BadResult,
-            message: mask(&format!("{chunk_name}: {m}"), secrets),
-            traceback: None,
-            fault: None,
-        }),
+        HookResult::Ok(v) => {
+            returns::check_return(spec, toolkit, v.clone(), secrets).map_err(|m| HookFailure {
+                kind: FailureKind::BadResult,
+                message: mask(&format!("{chunk_name}: {m}"), secrets),
+                traceback: None,
+                fault: None,
+            })
+        }
         HookResult::Error(e) => Err(HookFailure {
             kind: failure_kind(e.kind),
             message: mask(&e.message, secrets),
             traceback: e.traceback.as_ref().map(|t| mask(t, secrets)),
-            fault: e.fault.as_ref().map(|f| RunFault {
-                function: f.function.clone(),
-                exit_code: f.exit_code,
-                stdout: mask(&f.stdout, secrets),
-                stderr: mask(&f.stderr, secrets),
+            fault: e.fault.as_ref().map(|f| {
+                Box::new(RunFault {
+                    function: f.function.clone(),
+                    exit_code: f.exit_code,
+                    stdout: mask(&f.stdout, secrets),
+                    stderr: mask(&f.stderr, secrets),
+                })
             }),
         }),
         HookResult::Limit(k) => Err(HookFailure {
@@ -272,9 +300,15 @@ pub fn limit_words(kind: LimitKind, limits: &Limits) -> String {
         ),
         LimitKind::Fuel => format!(
             "it used up its instruction budget ({} fuel)",
-            limits.fuel.map(|f| f.to_string()).unwrap_or_else(|| "unmetered".into())
+            limits
+                .fuel
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "unmetered".into())
         ),
-        LimitKind::Memory => format!("it needed more than its memory limit of {} bytes", limits.memory),
+        LimitKind::Memory => format!(
+            "it needed more than its memory limit of {} bytes",
+            limits.memory
+        ),
         LimitKind::Output => format!(
             "its result or log was larger than allowed ({} bytes result, {} bytes log)",
             limits.max_result_bytes, limits.max_log_bytes

@@ -16,10 +16,10 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
         Value::Object(obj) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (name, sub) in props {
-                    if !obj.contains_key(name) {
-                        if let Some(d) = sub.get("default") {
-                            obj.insert(name.clone(), d.clone());
-                        }
+                    if !obj.contains_key(name)
+                        && let Some(d) = sub.get("default")
+                    {
+                        obj.insert(name.clone(), d.clone());
                     }
                     if let Some(v) = obj.get_mut(name) {
                         apply_defaults(sub, v);
@@ -40,10 +40,18 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
 
 /// Check `value` against `schema` (draft-04): one line per violation,
 /// `"/path: message"`, with secrets masked.
-pub fn schema_violations(schema: &Value, value: &Value, secrets: &[String]) -> Result<(), Vec<String>> {
+pub fn schema_violations(
+    schema: &Value,
+    value: &Value,
+    secrets: &[String],
+) -> Result<(), Vec<String>> {
     let validator = match jsonschema::draft4::new(schema) {
         Ok(v) => v,
-        Err(e) => return Err(vec![format!("the schema itself is invalid ({e}); run `lunabox validate` on the toolkit")]),
+        Err(e) => {
+            return Err(vec![format!(
+                "the schema itself is invalid ({e}); run `lunabox validate` on the toolkit"
+            )]);
+        }
     };
     let errs: Vec<String> = validator
         .iter_errors(value)
@@ -168,7 +176,10 @@ mod tests {
         let v = json!({"user": "bob", "pw": "s3cret", "nested": {"key": "k3y!"}});
         let secrets = collect_secrets(&schema, &v);
         assert_eq!(secrets, vec!["k3y!".to_string(), "s3cret".to_string()]);
-        assert_eq!(mask("login bob/s3cret k3y!", &secrets), "login bob/******** ********");
+        assert_eq!(
+            mask("login bob/s3cret k3y!", &secrets),
+            "login bob/******** ********"
+        );
         assert_eq!(mask_json(&v, &secrets)["pw"], json!(MASK));
     }
 

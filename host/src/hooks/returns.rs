@@ -34,7 +34,13 @@ fn short(value: &Value) -> String {
     }
 }
 
-fn against(schema: Option<&Value>, what: &str, value: &Value, prefix: &str, secrets: &[String]) -> Result<(), String> {
+fn against(
+    schema: Option<&Value>,
+    what: &str,
+    value: &Value,
+    prefix: &str,
+    secrets: &[String],
+) -> Result<(), String> {
     let Some(schema) = schema else {
         return Ok(());
     };
@@ -44,7 +50,12 @@ fn against(schema: Option<&Value>, what: &str, value: &Value, prefix: &str, secr
 
 /// Check `value` returned by the hook `spec`; the value to keep (normalized)
 /// or what is wrong, in words a fault shows.
-pub fn check_return(spec: &HookSpec, toolkit: &Toolkit, value: Value, secrets: &[String]) -> Result<Value, String> {
+pub fn check_return(
+    spec: &HookSpec,
+    toolkit: &Toolkit,
+    value: Value,
+    secrets: &[String],
+) -> Result<Value, String> {
     let name = spec.name;
     match spec.returns {
         Returns::Nothing => Ok(value),
@@ -142,8 +153,8 @@ mod tests {
     use serde_json::json;
 
     fn toolkit() -> Toolkit {
-        let mut tk = Toolkit::default();
-        tk.manifest = json!({
+        Toolkit {
+            manifest: json!({
             "snapshotSchema": {"type": "object", "properties": {"ts": {"type": "string"}}, "required": ["ts"]},
             "discoveryDefinition": {
                 "repositorySchema": {"type": "object", "properties": {"installPath": {"type": "string"}}, "required": ["installPath"]},
@@ -152,8 +163,9 @@ mod tests {
         })
         .as_object()
         .unwrap()
-        .clone();
-        tk
+        .clone(),
+            ..Toolkit::default()
+        }
     }
 
     #[test]
@@ -176,7 +188,11 @@ mod tests {
         assert!(e.contains("snapshotSchema") && e.contains("ts"), "{e}");
         assert!(check_return(s, &tk, json!("x"), &[]).is_err());
         // Nothing returned = {} (then checked: here `ts` is required).
-        assert!(check_return(s, &tk, Value::Null, &[]).unwrap_err().contains("ts"));
+        assert!(
+            check_return(s, &tk, Value::Null, &[])
+                .unwrap_err()
+                .contains("ts")
+        );
     }
 
     #[test]

@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use exports::lunabox::hook::runner;
-pub use lunabox::hook::host;
+pub use self::exports::lunabox::hook::runner;
+pub use self::lunabox::hook::host;

@@ -161,7 +161,7 @@ pub static GUEST_COMPONENT: &[u8] = include_bytes!("../../../guest-lua/lunabox-g
 /// The process-wide sandbox runtime. Cheap to share (`&Runtime` is `Sync`):
 /// every [`Runtime::run_hook`] gets its own store and instance.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use lunabox::run::executors::local::LocalExecutor;
 /// use lunabox::sandbox::{HookRequest, HookResult, Limits, Runtime, RuntimeConfig};

@@ -39,7 +39,10 @@ pub fn to_built_json(toolkit: &Toolkit) -> Value {
             .messages
             .iter()
             .map(|(locale, ids)| {
-                let ids: Map<String, Value> = ids.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                let ids: Map<String, Value> = ids
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
                 (locale.clone(), Value::Object(ids))
             })
             .collect();
@@ -50,7 +53,8 @@ pub fn to_built_json(toolkit: &Toolkit) -> Value {
 
 /// The built document as pretty-printed text (what `lunabox build` writes).
 pub fn to_built_text(toolkit: &Toolkit) -> String {
-    let mut text = serde_json::to_string_pretty(&to_built_json(toolkit)).unwrap_or_else(|_| "{}".into());
+    let mut text =
+        serde_json::to_string_pretty(&to_built_json(toolkit)).unwrap_or_else(|_| "{}".into());
     text.push('\n');
     text
 }

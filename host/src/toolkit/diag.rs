@@ -33,7 +33,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error.
-    pub fn error(rule: &'static str, file: impl Into<String>, field: Option<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        rule: &'static str,
+        file: impl Into<String>,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             rule,
@@ -45,7 +50,12 @@ impl Diagnostic {
     }
 
     /// A warning.
-    pub fn warning(rule: &'static str, file: impl Into<String>, field: Option<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        rule: &'static str,
+        file: impl Into<String>,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(rule, file, field, message)

@@ -70,7 +70,10 @@ impl Origin {
     pub fn resource_location(&self, name: &str) -> (String, Option<String>) {
         match self.form {
             Form::Directory => (format!("resources/{name}"), None),
-            Form::Built => (self.built_label(), Some(format!("/resources/{}", pointer_escape(name)))),
+            Form::Built => (
+                self.built_label(),
+                Some(format!("/resources/{}", pointer_escape(name))),
+            ),
         }
     }
 
@@ -101,9 +104,13 @@ pub struct Loaded {
 /// Why a toolkit could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: no such file or directory; give a toolkit directory (with main.json) or a built toolkit .json file")]
+    #[error(
+        "{path}: no such file or directory; give a toolkit directory (with main.json) or a built toolkit .json file"
+    )]
     NotFound { path: PathBuf },
-    #[error("{dir}: no main.json; a toolkit directory needs its manifest (run `lunabox init NAME --staged` to start one)")]
+    #[error(
+        "{dir}: no main.json; a toolkit directory needs its manifest (run `lunabox init NAME --staged` to start one)"
+    )]
     NoManifest { dir: PathBuf },
     #[error("{path}: cannot read it ({source}); check its permissions")]
     Io {
@@ -126,9 +133,13 @@ impl LoadError {
     /// The same problem as a diagnostic (for `validate`).
     pub fn to_diagnostic(&self) -> Diagnostic {
         let (file, line) = match self {
-            LoadError::NotFound { path } | LoadError::Io { path, .. } => (path.display().to_string(), None),
+            LoadError::NotFound { path } | LoadError::Io { path, .. } => {
+                (path.display().to_string(), None)
+            }
             LoadError::NoManifest { dir } => (dir.join("main.json").display().to_string(), None),
-            LoadError::Json { file, line, .. } => (file.display().to_string(), u32::try_from(*line).ok()),
+            LoadError::Json { file, line, .. } => {
+                (file.display().to_string(), u32::try_from(*line).ok())
+            }
             LoadError::NotObject { file } => (file.display().to_string(), None),
         };
         Diagnostic::error("load", file, None, self.to_string()).at_line(line)
@@ -227,7 +238,11 @@ pub fn from_built_json(value: Value, path: PathBuf) -> Result<Loaded, LoadError>
                         _ => notes.push(Diagnostic::error(
                             "messages-shape",
                             &origin_file,
-                            Some(format!("/messages/{}/{}", pointer_escape(&locale), pointer_escape(&id))),
+                            Some(format!(
+                                "/messages/{}/{}",
+                                pointer_escape(&locale),
+                                pointer_escape(&id)
+                            )),
                             "a message must be a string",
                         )),
                     }
@@ -251,7 +266,12 @@ pub fn from_built_json(value: Value, path: PathBuf) -> Result<Loaded, LoadError>
         .and_then(super::model::LinkedKind::from_type_name)
         .map(|k| k.group())
         .unwrap_or(HookGroup::Staged);
-    for group in [HookGroup::Discovery, linked_group, HookGroup::Virtual, HookGroup::Upgrade] {
+    for group in [
+        HookGroup::Discovery,
+        linked_group,
+        HookGroup::Virtual,
+        HookGroup::Upgrade,
+    ] {
         let key = group.definition_key();
         let Some(Value::Object(def)) = manifest.get_mut(key) else {
             continue;
@@ -370,9 +390,20 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
         ));
     }
 
-    for group in [HookGroup::Discovery, HookGroup::Staged, HookGroup::Direct, HookGroup::Virtual] {
+    for group in [
+        HookGroup::Discovery,
+        HookGroup::Staged,
+        HookGroup::Direct,
+        HookGroup::Virtual,
+    ] {
         if has(group.folder()) {
-            load_hook_folder(&dir.join(group.folder()), group, group.folder(), &mut toolkit, &mut notes);
+            load_hook_folder(
+                &dir.join(group.folder()),
+                group,
+                group.folder(),
+                &mut toolkit,
+                &mut notes,
+            );
         }
     }
 
@@ -381,7 +412,13 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
     }
 
     if has("resources") {
-        load_resources(&dir.join("resources"), "", &mut toolkit.resources, &mut notes);
+        load_resources(
+            &dir.join("resources"),
+            "",
+            0,
+            &mut toolkit.resources,
+            &mut notes,
+        );
     }
 
     if has("messages") {
@@ -428,7 +465,13 @@ fn read_text(path: &Path, shown: &str, notes: &mut Vec<Diagnostic>) -> Option<St
     }
 }
 
-fn load_hook_folder(folder: &Path, group: HookGroup, shown_dir: &str, toolkit: &mut Toolkit, notes: &mut Vec<Diagnostic>) {
+fn load_hook_folder(
+    folder: &Path,
+    group: HookGroup,
+    shown_dir: &str,
+    toolkit: &mut Toolkit,
+    notes: &mut Vec<Diagnostic>,
+) {
     let list = match entries(folder) {
         Ok(l) => l,
         Err(e) => {
@@ -457,7 +500,7 @@ fn load_hook_folder(folder: &Path, group: HookGroup, shown_dir: &str, toolkit: &
                 "stray-file",
                 shown,
                 None,
-                format!("not a hook script (hooks are NAME.lua); it is ignored — put helper files under resources/"),
+                "not a hook script (hooks are NAME.lua); it is ignored — put helper files under resources/",
             ));
             continue;
         };
@@ -490,15 +533,26 @@ fn load_hook_folder(folder: &Path, group: HookGroup, shown_dir: &str, toolkit: &
 
 fn is_upgrade_version(name: &str) -> bool {
     let mut parts = name.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-fn load_upgrade(dir: &Path, manifest: &mut Map<String, Value>, toolkit: &mut Toolkit, notes: &mut Vec<Diagnostic>) {
+fn load_upgrade(
+    dir: &Path,
+    manifest: &mut Map<String, Value>,
+    toolkit: &mut Toolkit,
+    notes: &mut Vec<Diagnostic>,
+) {
     let list = match entries(&dir.join("upgrade")) {
         Ok(l) => l,
         Err(e) => {
-            notes.push(Diagnostic::error("unreadable", "upgrade/", None, format!("cannot list the folder ({e})")));
+            notes.push(Diagnostic::error(
+                "unreadable",
+                "upgrade/",
+                None,
+                format!("cannot list the folder ({e})"),
+            ));
             return;
         }
     };
@@ -563,7 +617,28 @@ fn load_upgrade(dir: &Path, manifest: &mut Map<String, Value>, toolkit: &mut Too
     }
 }
 
-fn load_resources(folder: &Path, prefix: &str, out: &mut BTreeMap<String, String>, notes: &mut Vec<Diagnostic>) {
+/// Deepest folder nesting followed under resources/ (a symlink loop stops here).
+const MAX_RESOURCE_DEPTH: usize = 32;
+
+fn load_resources(
+    folder: &Path,
+    prefix: &str,
+    depth: usize,
+    out: &mut BTreeMap<String, String>,
+    notes: &mut Vec<Diagnostic>,
+) {
+    if depth > MAX_RESOURCE_DEPTH {
+        notes.push(Diagnostic::error(
+            "resource-depth",
+            format!("resources/{prefix}"),
+            None,
+            format!(
+                "resources/ is nested more than {MAX_RESOURCE_DEPTH} folders deep here (a symlink loop?); \
+                 flatten it or remove the loop"
+            ),
+        ));
+        return;
+    }
     let list = match entries(folder) {
         Ok(l) => l,
         Err(e) => {
@@ -579,7 +654,7 @@ fn load_resources(folder: &Path, prefix: &str, out: &mut BTreeMap<String, String
     for (name, path, is_dir) in list {
         let key = format!("{prefix}{name}");
         if is_dir {
-            load_resources(&path, &format!("{key}/"), out, notes);
+            load_resources(&path, &format!("{key}/"), depth + 1, out, notes);
         } else if let Some(text) = read_text(&path, &format!("resources/{key}"), notes) {
             out.insert(key, text);
         }
@@ -604,17 +679,29 @@ pub fn parse_messages(text: &str) -> (BTreeMap<String, String>, Vec<(u32, String
                     problems.push((n, format!("message id `{id}` appears twice; keep one")));
                 }
             }
-            None => problems.push((n, "not an `id = text` line (or a `#` comment); add the `=`".to_string())),
+            None => problems.push((
+                n,
+                "not an `id = text` line (or a `#` comment); add the `=`".to_string(),
+            )),
         }
     }
     (map, problems)
 }
 
-fn load_messages(folder: &Path, out: &mut BTreeMap<String, BTreeMap<String, String>>, notes: &mut Vec<Diagnostic>) {
+fn load_messages(
+    folder: &Path,
+    out: &mut BTreeMap<String, BTreeMap<String, String>>,
+    notes: &mut Vec<Diagnostic>,
+) {
     let list = match entries(folder) {
         Ok(l) => l,
         Err(e) => {
-            notes.push(Diagnostic::error("unreadable", "messages/", None, format!("cannot list the folder ({e})")));
+            notes.push(Diagnostic::error(
+                "unreadable",
+                "messages/",
+                None,
+                format!("cannot list the folder ({e})"),
+            ));
             return;
         }
     };
@@ -634,8 +721,19 @@ fn load_messages(folder: &Path, out: &mut BTreeMap<String, BTreeMap<String, Stri
         };
         let (map, problems) = parse_messages(&text);
         for (line, problem) in problems {
-            notes.push(Diagnostic::error("message-syntax", &shown, None, problem).at_line(Some(line)));
+            notes.push(
+                Diagnostic::error("message-syntax", &shown, None, problem).at_line(Some(line)),
+            );
         }
         out.insert(locale.to_string(), map);
+    }
+    if out.is_empty() {
+        notes.push(Diagnostic::error(
+            "messages-default-locale",
+            "messages/",
+            Some("/defaultLocale".into()),
+            "messages/ exists but holds no <locale>.txt file; add one for the default locale \
+             (e.g. messages/en-us.txt with `id = text` lines) or remove messages/",
+        ));
     }
 }

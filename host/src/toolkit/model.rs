@@ -192,12 +192,16 @@ impl ApiVersion {
                 })
             }
             Value::Object(o) => {
-                if let Some(t) = o.get("type") {
-                    if t != "APIVersion" {
-                        return None;
-                    }
+                if let Some(t) = o.get("type")
+                    && t != "APIVersion"
+                {
+                    return None;
                 }
-                let num = |k: &str| o.get(k).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+                let num = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok())
+                };
                 Some(ApiVersion {
                     major: num("major")?,
                     minor: num("minor")?,
@@ -283,12 +287,16 @@ impl Toolkit {
 
     /// `buildApi`, in either of its forms.
     pub fn build_api(&self) -> Option<ApiVersion> {
-        self.manifest.get("buildApi").and_then(ApiVersion::from_json)
+        self.manifest
+            .get("buildApi")
+            .and_then(ApiVersion::from_json)
     }
 
     /// `engineApi`, in either of its forms.
     pub fn engine_api(&self) -> Option<ApiVersion> {
-        self.manifest.get("engineApi").and_then(ApiVersion::from_json)
+        self.manifest
+            .get("engineApi")
+            .and_then(ApiVersion::from_json)
     }
 
     /// A manifest value by JSON pointer (`/linkedSourceDefinition/parameters`).
@@ -329,7 +337,9 @@ impl Toolkit {
 
     /// `discoveryDefinition`, when the toolkit has discovery.
     pub fn discovery(&self) -> Option<&Map<String, Value>> {
-        self.manifest.get("discoveryDefinition").and_then(Value::as_object)
+        self.manifest
+            .get("discoveryDefinition")
+            .and_then(Value::as_object)
     }
 
     /// `discoveryDefinition.repositorySchema`.
@@ -406,7 +416,10 @@ mod tests {
     #[test]
     fn api_versions_both_forms() {
         let a = ApiVersion::from_json(&json!("1.7.0")).unwrap();
-        let b = ApiVersion::from_json(&json!({"type": "APIVersion", "major": 1, "minor": 7, "micro": 0})).unwrap();
+        let b = ApiVersion::from_json(
+            &json!({"type": "APIVersion", "major": 1, "minor": 7, "micro": 0}),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_string(), "1.7.0");
         assert!(ApiVersion::from_json(&json!("one")).is_none());

@@ -54,17 +54,32 @@ pub fn files(name: &str, kind: LinkedKind) -> Result<Vec<(String, String)>, Scaf
         t.replace("{{name}}", name)
             .replace("{{prettyName}}", &pretty(name))
             .replace("{{linkedType}}", kind.type_name())
-            .replace("{{linkedParameters}}", match kind {
-                LinkedKind::Staged => STAGED_PARAMETERS,
-                LinkedKind::Direct => DIRECT_PARAMETERS,
-            })
+            .replace(
+                "{{linkedParameters}}",
+                match kind {
+                    LinkedKind::Staged => STAGED_PARAMETERS,
+                    LinkedKind::Direct => DIRECT_PARAMETERS,
+                },
+            )
     };
     let mut out: Vec<(String, String)> = vec![
         ("main.json".into(), fill(MAIN_JSON)),
-        ("discovery/repositoryDiscovery.lua".into(), fill(REPOSITORY_DISCOVERY)),
-        ("discovery/sourceConfigDiscovery.lua".into(), fill(SOURCE_CONFIG_DISCOVERY)),
-        ("resources/find_repositories.sh".into(), fill(FIND_REPOSITORIES_SH)),
-        ("resources/find_source_configs.sh".into(), fill(FIND_SOURCE_CONFIGS_SH)),
+        (
+            "discovery/repositoryDiscovery.lua".into(),
+            fill(REPOSITORY_DISCOVERY),
+        ),
+        (
+            "discovery/sourceConfigDiscovery.lua".into(),
+            fill(SOURCE_CONFIG_DISCOVERY),
+        ),
+        (
+            "resources/find_repositories.sh".into(),
+            fill(FIND_REPOSITORIES_SH),
+        ),
+        (
+            "resources/find_source_configs.sh".into(),
+            fill(FIND_SOURCE_CONFIGS_SH),
+        ),
         ("resources/snapshot_info.sh".into(), fill(SNAPSHOT_INFO_SH)),
         ("virtual/configure.lua".into(), fill(V_CONFIGURE)),
         ("virtual/reconfigure.lua".into(), fill(V_RECONFIGURE)),
@@ -515,7 +530,13 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(pretty("my-db_tool"), "My Db Tool");
-        assert!(matches!(files("Bad Name", LinkedKind::Staged), Err(ScaffoldError::BadName { .. })));
-        assert!(matches!(files("builtin:x", LinkedKind::Direct), Err(ScaffoldError::BadName { .. })));
+        assert!(matches!(
+            files("Bad Name", LinkedKind::Staged),
+            Err(ScaffoldError::BadName { .. })
+        ));
+        assert!(matches!(
+            files("builtin:x", LinkedKind::Direct),
+            Err(ScaffoldError::BadName { .. })
+        ));
     }
 }

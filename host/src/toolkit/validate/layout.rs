@@ -24,8 +24,14 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
             .collect();
         for g in wrong {
             let (file, field) = match origin.form {
-                Form::Directory => (format!("{g}/"), Some("/linkedSourceDefinition/type".to_string())),
-                Form::Built => (origin.manifest_file(), Some("/linkedSourceDefinition/type".to_string())),
+                Form::Directory => (
+                    format!("{g}/"),
+                    Some("/linkedSourceDefinition/type".to_string()),
+                ),
+                Form::Built => (
+                    origin.manifest_file(),
+                    Some("/linkedSourceDefinition/type".to_string()),
+                ),
             };
             out.push(Diagnostic::error(
                 "linked-folder",
@@ -83,7 +89,8 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
     }
 
     // Upgrade: the three required scripts when upgrading at all.
-    let upgrading = tk.manifest.contains_key("upgradeDefinition") || tk.scripts.keys().any(|h| h.group == HookGroup::Upgrade);
+    let upgrading = tk.manifest.contains_key("upgradeDefinition")
+        || tk.scripts.keys().any(|h| h.group == HookGroup::Upgrade);
     if upgrading {
         for spec in catalog::hooks_of(HookGroup::Upgrade) {
             if spec.presence == Presence::Required && !tk.scripts.contains_key(&spec.id()) {
@@ -124,7 +131,8 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
 
 fn message_id_ok(id: &str) -> bool {
     let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn check_messages(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
@@ -132,20 +140,20 @@ fn check_messages(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
     if tk.messages.is_empty() {
         return;
     }
-    if let Some(locale) = tk.default_locale() {
-        if !tk.messages.contains_key(locale) {
-            let have: Vec<&str> = tk.messages.keys().map(String::as_str).collect();
-            out.push(Diagnostic::error(
-                "messages-default-locale",
-                loaded.origin.messages_file(locale),
-                Some("/defaultLocale".into()),
-                format!(
-                    "there are messages ({}) but none for the default locale `{locale}`; add messages/{locale}.txt \
-                     or change defaultLocale",
-                    have.join(", ")
-                ),
-            ));
-        }
+    if let Some(locale) = tk.default_locale()
+        && !tk.messages.contains_key(locale)
+    {
+        let have: Vec<&str> = tk.messages.keys().map(String::as_str).collect();
+        out.push(Diagnostic::error(
+            "messages-default-locale",
+            loaded.origin.messages_file(locale),
+            Some("/defaultLocale".into()),
+            format!(
+                "there are messages ({}) but none for the default locale `{locale}`; add messages/{locale}.txt \
+                 or change defaultLocale",
+                have.join(", ")
+            ),
+        ));
     }
     for (locale, ids) in &tk.messages {
         for id in ids.keys() {

@@ -17,13 +17,21 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, rule: &'static str, field: &str, message: impl Into<String>) {
-        self.out
-            .push(Diagnostic::error(rule, &self.file, Some(field.to_string()), message));
+        self.out.push(Diagnostic::error(
+            rule,
+            &self.file,
+            Some(field.to_string()),
+            message,
+        ));
     }
 
     fn warn(&mut self, rule: &'static str, field: &str, message: impl Into<String>) {
-        self.out
-            .push(Diagnostic::warning(rule, &self.file, Some(field.to_string()), message));
+        self.out.push(Diagnostic::warning(
+            rule,
+            &self.file,
+            Some(field.to_string()),
+            message,
+        ));
     }
 
     fn get(&self, key: &str) -> Option<&Value> {
@@ -34,12 +42,20 @@ impl Ctx<'_> {
     fn required_str(&mut self, rule: &'static str, key: &str, example: &str) -> Option<String> {
         match self.get(key) {
             None => {
-                self.err(rule, &format!("/{key}"), format!("`{key}` is required; add e.g. \"{key}\": {example}"));
+                self.err(
+                    rule,
+                    &format!("/{key}"),
+                    format!("`{key}` is required; add e.g. \"{key}\": {example}"),
+                );
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.err(rule, &format!("/{key}"), format!("`{key}` must be a string, e.g. {example}"));
+                self.err(
+                    rule,
+                    &format!("/{key}"),
+                    format!("`{key}` must be a string, e.g. {example}"),
+                );
                 None
             }
         }
@@ -53,63 +69,83 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
         out,
     };
 
-    if let Some(t) = c.required_str("manifest-type", "type", "\"Toolkit\"") {
-        if t != "Toolkit" {
-            c.err("manifest-type", "/type", format!("`type` is `{t}`; it must be \"Toolkit\""));
-        }
+    if let Some(t) = c.required_str("manifest-type", "type", "\"Toolkit\"")
+        && t != "Toolkit"
+    {
+        c.err(
+            "manifest-type",
+            "/type",
+            format!("`type` is `{t}`; it must be \"Toolkit\""),
+        );
     }
 
     if let Some(name) = c.required_str("name", "name", "\"my-toolkit\"") {
         if let Some(p) = name_problem(&name) {
-            c.err("name", "/name", format!("{p}; rename the toolkit (and its directory)"));
+            c.err(
+                "name",
+                "/name",
+                format!("{p}; rename the toolkit (and its directory)"),
+            );
         } else if loaded.origin.form == Form::Directory {
             let dir = loaded
                 .origin
                 .path
                 .canonicalize()
                 .unwrap_or_else(|_| loaded.origin.path.clone());
-            if let Some(base) = dir.file_name().map(|b| b.to_string_lossy().into_owned()) {
-                if base != name {
-                    c.err(
-                        "name-directory",
-                        "/name",
-                        format!(
-                            "the directory is `{base}` but main.json's name is `{name}`; rename one so they match"
-                        ),
-                    );
-                }
+            if let Some(base) = dir.file_name().map(|b| b.to_string_lossy().into_owned())
+                && base != name
+            {
+                c.err(
+                    "name-directory",
+                    "/name",
+                    format!(
+                        "the directory is `{base}` but main.json's name is `{name}`; rename one so they match"
+                    ),
+                );
             }
         }
     }
 
-    if let Some(p) = c.required_str("pretty-name", "prettyName", "\"My Toolkit\"") {
-        if p.trim().is_empty() {
-            c.err("pretty-name", "/prettyName", "`prettyName` is empty; give the display name");
-        }
+    if let Some(p) = c.required_str("pretty-name", "prettyName", "\"My Toolkit\"")
+        && p.trim().is_empty()
+    {
+        c.err(
+            "pretty-name",
+            "/prettyName",
+            "`prettyName` is empty; give the display name",
+        );
     }
 
-    if let Some(v) = c.required_str("version", "version", "\"1.0.0\"") {
-        if !version_ok(&v) {
-            c.err(
-                "version",
-                "/version",
-                format!(
-                    "`{v}` is not major.minor.patch; write e.g. \"1.0.0\" (the patch may be \
-                     letters, digits, `_` and `-`, e.g. \"1.0.HOTFIX-1\")"
-                ),
-            );
-        }
+    if let Some(v) = c.required_str("version", "version", "\"1.0.0\"")
+        && !version_ok(&v)
+    {
+        c.err(
+            "version",
+            "/version",
+            format!(
+                "`{v}` is not major.minor.patch; write e.g. \"1.0.0\" (the patch may be \
+                 letters, digits, `_` and `-`, e.g. \"1.0.HOTFIX-1\")"
+            ),
+        );
     }
 
     match c.get("hostTypes").cloned() {
-        None => c.err("host-types", "/hostTypes", "`hostTypes` is required; add \"hostTypes\": [\"UNIX\"]"),
+        None => c.err(
+            "host-types",
+            "/hostTypes",
+            "`hostTypes` is required; add \"hostTypes\": [\"UNIX\"]",
+        ),
         Some(Value::Array(items)) if !items.is_empty() => {
             let mut seen = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
                     Some(h @ ("UNIX" | "WINDOWS")) => {
                         if seen.contains(&h) {
-                            c.err("host-types", &format!("/hostTypes/{i}"), format!("`{h}` is listed twice"));
+                            c.err(
+                                "host-types",
+                                &format!("/hostTypes/{i}"),
+                                format!("`{h}` is listed twice"),
+                            );
                         }
                         seen.push(h);
                     }
@@ -128,10 +164,14 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
         ),
     }
 
-    if let Some(l) = c.required_str("default-locale", "defaultLocale", "\"en-us\"") {
-        if l.trim().is_empty() {
-            c.err("default-locale", "/defaultLocale", "`defaultLocale` is empty; write e.g. \"en-us\"");
-        }
+    if let Some(l) = c.required_str("default-locale", "defaultLocale", "\"en-us\"")
+        && l.trim().is_empty()
+    {
+        c.err(
+            "default-locale",
+            "/defaultLocale",
+            "`defaultLocale` is empty; write e.g. \"en-us\"",
+        );
     }
 
     check_linked(&mut c);
@@ -150,17 +190,17 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
     check_upgrade(&mut c);
 
     for key in ["buildApi", "engineApi"] {
-        if let Some(v) = c.get(key) {
-            if ApiVersion::from_json(v).is_none() {
-                c.err(
-                    "api-version",
-                    &format!("/{key}"),
-                    format!(
-                        "`{key}` must be \"X.Y.Z\" (e.g. \"1.7.0\") or {{\"type\": \"APIVersion\", \"major\": 1, \
-                         \"minor\": 7, \"micro\": 0}}; found {v}"
-                    ),
-                );
-            }
+        if let Some(v) = c.get(key)
+            && ApiVersion::from_json(v).is_none()
+        {
+            c.err(
+                "api-version",
+                &format!("/{key}"),
+                format!(
+                    "`{key}` must be \"X.Y.Z\" (e.g. \"1.7.0\") or {{\"type\": \"APIVersion\", \"major\": 1, \
+                     \"minor\": 7, \"micro\": 0}}; found {v}"
+                ),
+            );
         }
     }
 }
@@ -281,14 +321,14 @@ fn check_discovery(c: &mut Ctx<'_>) {
         );
         return;
     };
-    if let Some(t) = def.get("type") {
-        if t != "ToolkitDiscoveryDefinition" {
-            c.err(
-                "discovery-definition",
-                "/discoveryDefinition/type",
-                format!("`type` is {t}; it must be \"ToolkitDiscoveryDefinition\" (or leave it out)"),
-            );
-        }
+    if let Some(t) = def.get("type")
+        && t != "ToolkitDiscoveryDefinition"
+    {
+        c.err(
+            "discovery-definition",
+            "/discoveryDefinition/type",
+            format!("`type` is {t}; it must be \"ToolkitDiscoveryDefinition\" (or leave it out)"),
+        );
     }
     for (key, what) in DISCOVERY_FIELDS {
         let field = format!("/discoveryDefinition/{key}");
@@ -321,21 +361,37 @@ fn check_discovery(c: &mut Ctx<'_>) {
                 for (i, item) in items.iter().enumerate() {
                     match item.as_str() {
                         Some(s) => names.push((s.to_string(), format!("{field}/{i}"))),
-                        None => c.err("discovery-fields", &format!("{field}/{i}"), "must be a property name (a string)"),
+                        None => c.err(
+                            "discovery-fields",
+                            &format!("{field}/{i}"),
+                            "must be a property name (a string)",
+                        ),
                     }
                 }
                 if items.is_empty() {
-                    c.err("discovery-fields", &field, format!("`{key}` is empty; list at least one identity field"));
+                    c.err(
+                        "discovery-fields",
+                        &field,
+                        format!("`{key}` is empty; list at least one identity field"),
+                    );
                 }
                 names
             }
             ("fields", _) => {
-                c.err("discovery-fields", &field, format!("`{key}` must be an array of property names"));
+                c.err(
+                    "discovery-fields",
+                    &field,
+                    format!("`{key}` must be an array of property names"),
+                );
                 continue;
             }
             ("field", Value::String(s)) => vec![(s.clone(), field.clone())],
             ("field", _) => {
-                c.err("discovery-fields", &field, format!("`{key}` must be one property name (a string)"));
+                c.err(
+                    "discovery-fields",
+                    &field,
+                    format!("`{key}` must be one property name (a string)"),
+                );
                 continue;
             }
             _ => continue,
@@ -393,7 +449,8 @@ fn check_upgrade(c: &mut Ctx<'_>) {
 
 fn is_x_y(v: &str) -> bool {
     let mut p = v.split('.');
-    let num = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let num =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
     num(p.next()) && num(p.next()) && p.next().is_none()
 }
 

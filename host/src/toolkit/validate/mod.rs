@@ -59,7 +59,10 @@ pub fn name_problem(name: &str) -> Option<String> {
         return Some("the name is empty".into());
     }
     if name.len() > 256 {
-        return Some(format!("the name is {} characters long; at most 256", name.len()));
+        return Some(format!(
+            "the name is {} characters long; at most 256",
+            name.len()
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -70,7 +73,9 @@ pub fn name_problem(name: &str) -> Option<String> {
         ));
     }
     if name.starts_with("builtin:") {
-        return Some(format!("`{name}` starts with `builtin:`, which is reserved"));
+        return Some(format!(
+            "`{name}` starts with `builtin:`, which is reserved"
+        ));
     }
     None
 }

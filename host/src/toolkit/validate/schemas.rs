@@ -25,7 +25,12 @@ pub(super) fn check(loaded: &Loaded, out: &mut Vec<Diagnostic>) {
             continue;
         };
         for (at, message) in schema_problems(schema) {
-            out.push(Diagnostic::error("schema-draft4", &file, Some(format!("{ptr}{at}")), message));
+            out.push(Diagnostic::error(
+                "schema-draft4",
+                &file,
+                Some(format!("{ptr}{at}")),
+                message,
+            ));
         }
         check_defaults(schema, ptr, &file, out);
     }
@@ -37,7 +42,9 @@ pub fn schema_problems(schema: &Value) -> Vec<(String, String)> {
     if !schema.is_object() {
         return vec![(
             String::new(),
-            format!("a schema must be a JSON object (draft-04), found {schema}; write e.g. {{\"type\": \"object\"}}"),
+            format!(
+                "a schema must be a JSON object (draft-04), found {schema}; write e.g. {{\"type\": \"object\"}}"
+            ),
         )];
     }
     let meta = jsonschema::draft4::meta::validator();
@@ -65,7 +72,9 @@ pub fn schema_problems(schema: &Value) -> Vec<(String, String)> {
         Ok(_) => Vec::new(),
         Err(e) => vec![(
             e.instance_path().to_string(),
-            format!("the schema does not compile: {e}; fix it (a bad `pattern` or an unresolvable `$ref`?)"),
+            format!(
+                "the schema does not compile: {e}; fix it (a bad `pattern` or an unresolvable `$ref`?)"
+            ),
         )],
     }
 }
@@ -75,23 +84,26 @@ fn check_defaults(schema: &Value, ptr: &str, file: &str, out: &mut Vec<Diagnosti
         return;
     };
     for (name, sub) in props {
-        let here = format!("{ptr}/properties/{}", super::super::load::pointer_escape(name));
-        if let Some(default) = sub.get("default") {
-            if sub.is_object() && schema_problems(sub).is_empty() {
-                if let Ok(v) = jsonschema::draft4::new(sub) {
-                    let errs: Vec<String> = v.iter_errors(default).map(|e| e.to_string()).collect();
-                    if !errs.is_empty() {
-                        out.push(Diagnostic::error(
-                            "schema-default",
-                            file,
-                            Some(format!("{here}/default")),
-                            format!(
-                                "the default of `{name}` ({default}) does not fit its own schema: {}; fix the default",
-                                errs.join("; ")
-                            ),
-                        ));
-                    }
-                }
+        let here = format!(
+            "{ptr}/properties/{}",
+            super::super::load::pointer_escape(name)
+        );
+        if let Some(default) = sub.get("default")
+            && sub.is_object()
+            && schema_problems(sub).is_empty()
+            && let Ok(v) = jsonschema::draft4::new(sub)
+        {
+            let errs: Vec<String> = v.iter_errors(default).map(|e| e.to_string()).collect();
+            if !errs.is_empty() {
+                out.push(Diagnostic::error(
+                    "schema-default",
+                    file,
+                    Some(format!("{here}/default")),
+                    format!(
+                        "the default of `{name}` ({default}) does not fit its own schema: {}; fix the default",
+                        errs.join("; ")
+                    ),
+                ));
             }
         }
         check_defaults(sub, &here, file, out);

@@ -33,7 +33,12 @@ pub(super) fn check(loaded: &Loaded, syntax: Option<&dyn SyntaxCheck>, out: &mut
         }
     }
 
-    let all_scripts: String = tk.scripts.values().map(String::as_str).collect::<Vec<_>>().join("\n");
+    let all_scripts: String = tk
+        .scripts
+        .values()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
     for name in tk.resources.keys() {
         if !mentions_resource(&all_scripts, name) {
             let (file, field) = loaded.origin.resource_location(name);
@@ -144,10 +149,17 @@ mod tests {
         let r = resource_references(s);
         assert_eq!(
             r,
-            vec![("x.sh".to_string(), 1), ("lib/y.sh".to_string(), 2), ("z".to_string(), 3)]
+            vec![
+                ("x.sh".to_string(), 1),
+                ("lib/y.sh".to_string(), 2),
+                ("z".to_string(), 3)
+            ]
         );
         assert!(mentions_resource(s, "x.sh"));
-        assert!(mentions_resource("local n = \"q.sh\"\nRunBash{command=resources[n]}", "q.sh"));
+        assert!(mentions_resource(
+            "local n = \"q.sh\"\nRunBash{command=resources[n]}",
+            "q.sh"
+        ));
         assert!(!mentions_resource(s, "other.sh"));
     }
 }
