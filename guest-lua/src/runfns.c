@@ -13,6 +13,8 @@
  *                      returning `message`; pcall can catch and inspect it,
  *                      and runner.c reports it as `run-failed` if uncaught.
  * print(...) -> the `log` import at level info (tostring'ed, tab-separated).
+ * warn(...)  -> the `log` import at level warn, once a hook turned warnings
+ *               on with warn("@on") (off by default, as in Lua).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +127,9 @@ static int failure_tostring(lua_State *L) {
   return 1;
 }
 
+static void log_text(lunabox_hook_host_log_level_t level, const char *s,
+                     size_t len);
+
 /* print(...): to the hook's log at info. */
 static int lbx_print(lua_State *L) {
   int n = lua_gettop(L);
@@ -137,18 +142,57 @@ static int lbx_print(lua_State *L) {
     luaL_addvalue(&B);
   }
   luaL_pushresult(&B);
-  size_t len, out_len;
+  size_t len;
   const char *s = lua_tolstring(L, -1, &len);
-  char *clean = lbx_utf8_sanitize(s, len, &out_len);
-  if (clean == NULL)
-    return luaL_error(L, "not enough memory");
-  hook_string_t msg = {(uint8_t *)clean, out_len};
-  lunabox_hook_host_log(LUNABOX_HOOK_HOST_LOG_LEVEL_INFO, &msg);
-  free(clean);
+  log_text(LUNABOX_HOOK_HOST_LOG_LEVEL_INFO, s, len);
   return 0;
 }
 
+/* Send `len` bytes to the log import at `level`, as valid UTF-8. */
+static void log_text(lunabox_hook_host_log_level_t level, const char *s,
+                     size_t len) {
+  size_t out_len;
+  char *clean = lbx_utf8_sanitize(s, len, &out_len);
+  if (clean == NULL)
+    return; /* out of memory: drop the line */
+  hook_string_t msg = {(uint8_t *)clean, out_len};
+  lunabox_hook_host_log(level, &msg);
+  free(clean);
+}
+
+/* Lua's warning function: pieces of one message arrive with tocont set on
+ * all but the last. Lines longer than the buffer are cut. */
+static struct {
+  int on;
+  size_t len;
+  char text[1024];
+} warn_state;
+
+static void lbx_warnf(void *ud, const char *msg, int tocont) {
+  (void)ud;
+  if (warn_state.len == 0 && !tocont && msg[0] == '@') {
+    if (strcmp(msg, "@on") == 0)
+      warn_state.on = 1;
+    else if (strcmp(msg, "@off") == 0)
+      warn_state.on = 0;
+    return;
+  }
+  size_t n = strlen(msg);
+  size_t room = sizeof warn_state.text - warn_state.len;
+  if (n > room)
+    n = room;
+  memcpy(warn_state.text + warn_state.len, msg, n);
+  warn_state.len += n;
+  if (tocont)
+    return;
+  if (warn_state.on)
+    log_text(LUNABOX_HOOK_HOST_LOG_LEVEL_WARN, warn_state.text,
+             warn_state.len);
+  warn_state.len = 0;
+}
+
 void lbx_open_runfns(lua_State *L) {
+  lua_setwarnf(L, lbx_warnf, NULL);
   for (int i = 0; i < (int)(sizeof fn_names / sizeof fn_names[0]); i++) {
     lua_pushinteger(L, i);
     lua_pushcclosure(L, run_fn, 1);

@@ -229,8 +229,7 @@ impl Entry {
     /// True when the live file `md` is, by every recorded attribute, the file
     /// this entry describes, and the entry was not recorded too close to its
     /// last change to trust.
-    fn unchanged(&self, md: &fs::Metadata, prev_started_ns: i64) -> bool {
-        let now = Entry::from_meta(Path::new(""), 'f', md);
+    fn unchanged(&self, now: &Entry, prev_started_ns: i64) -> bool {
         self.kind == 'f'
             && self.size == now.size
             && self.mtime_ns == now.mtime_ns
@@ -400,17 +399,17 @@ impl Builder<'_> {
         let dst_dir = self.out.join(rel);
         self.write_entry(&Entry::from_meta(rel, 'd', md))?;
         self.stats.dirs += 1;
-        let mut names: Vec<OsString> = fs::read_dir(&src_dir)
+        let mut children: Vec<fs::DirEntry> = fs::read_dir(&src_dir)
             .map_err(ioe("read the directory", &src_dir))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<io::Result<_>>()
             .map_err(ioe("read the directory", &src_dir))?;
-        names.sort();
-        for name in names {
-            let child_rel = rel.join(&name);
-            let src = self.live.join(&child_rel);
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let child_rel = rel.join(child.file_name());
+            let src = child.path();
             let dst = self.out.join(&child_rel);
-            let cmd = match fs::symlink_metadata(&src) {
+            // lstat relative to the open directory (no path walk).
+            let cmd = match child.metadata() {
                 Ok(m) => m,
                 // Removed while we walked: it is not part of this snapshot.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -471,7 +470,7 @@ impl Builder<'_> {
         }
         if let Some(prev) = &self.prev
             && let Some(pe) = prev.entries.get(rel)
-            && pe.unchanged(md, prev.started_ns)
+            && pe.unchanged(&e, prev.started_ns)
             // EMLINK (too many links) or a damaged previous snapshot: fall
             // back to a copy.
             && fs::hard_link(prev.files.join(rel), dst).is_ok()
