@@ -17,7 +17,11 @@ fn eval(script: &str, args: &[&str]) -> (i32, Value, String) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), v, String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -37,17 +41,26 @@ fn errors_exit_1_with_message_and_traceback() {
     assert_eq!(code, 1);
     assert_eq!(v["outcome"], "error");
     assert!(v["message"].as_str().unwrap().contains(":1: nope"), "{v}");
-    assert!(v["traceback"].as_str().unwrap().contains("stack traceback"), "{v}");
+    assert!(
+        v["traceback"].as_str().unwrap().contains("stack traceback"),
+        "{v}"
+    );
 }
 
 #[test]
 fn limits_exit_3_and_name_the_limit() {
     let (code, v, _) = eval("while true do end", &["--timeout", "300ms"]);
-    assert_eq!((code, v["outcome"].as_str(), v["limit"].as_str()), (3, Some("limit"), Some("time")));
+    assert_eq!(
+        (code, v["outcome"].as_str(), v["limit"].as_str()),
+        (3, Some("limit"), Some("time"))
+    );
     let (code, v, _) = eval("while true do end", &["--fuel", "100000"]);
     assert_eq!((code, v["limit"].as_str()), (3, Some("fuel")));
     assert!(v["stats"]["fuelUsed"].as_u64().unwrap() >= 100000);
-    let (code, v, _) = eval("local t = {} for i = 1, 1e9 do t[i] = i end", &["--memory", "16MiB"]);
+    let (code, v, _) = eval(
+        "local t = {} for i = 1, 1e9 do t[i] = i end",
+        &["--memory", "16MiB"],
+    );
     assert_eq!((code, v["limit"].as_str()), (3, Some("memory")));
 }
 
@@ -55,7 +68,10 @@ fn limits_exit_3_and_name_the_limit() {
 fn globals_file_and_usage_errors() {
     let mut g = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
     g.write_all(br#"{"parameters": {"port": 5432}}"#).unwrap();
-    let (code, v, _) = eval("return parameters.port", &["--globals", g.path().to_str().unwrap()]);
+    let (code, v, _) = eval(
+        "return parameters.port",
+        &["--globals", g.path().to_str().unwrap()],
+    );
     assert_eq!((code, v["value"].clone()), (0, json!(5432)));
 
     let out = Command::new(env!("CARGO_BIN_EXE_lunabox"))

@@ -58,7 +58,10 @@ impl Lab {
         self.state().join("storage").join(ds)
     }
     pub fn snapshot_files(&self, ds: &str, id: u64) -> PathBuf {
-        self.storage(ds).join("snapshots").join(id.to_string()).join("files")
+        self.storage(ds)
+            .join("snapshots")
+            .join(id.to_string())
+            .join("files")
     }
 
     /// A `lunabox` command on this lab's state.
@@ -197,5 +200,7 @@ pub fn steps(job: &Value) -> Vec<(String, String)> {
 
 /// `[(name, outcome)]` from string pairs.
 pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }

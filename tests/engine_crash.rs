@@ -56,12 +56,18 @@ fn kill_during_postsnapshot_leaves_no_partial_snapshot_and_next_sync_works() {
     // Any command recovers: the job is failed, the partial snapshot gone.
     let o = lab.ok(&["jobs", "db"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("was interrupted"), "recovery is reported: {err}");
+    assert!(
+        err.contains("was interrupted"),
+        "recovery is reported: {err}"
+    );
     let (_, jobs) = lab.json(&["jobs", "db"]);
     let sync = &jobs[0];
     assert_eq!(sync["kind"], "sync");
     assert_eq!(sync["state"], "failed");
-    assert!(sync["error"].as_str().unwrap().contains("interrupted"), "{sync:#}");
+    assert!(
+        sync["error"].as_str().unwrap().contains("interrupted"),
+        "{sync:#}"
+    );
     assert!(sync["endedMs"].is_i64());
     assert_eq!(lab.snapshot_dirs("db"), vec!["1"], "no partial snapshot");
     assert_eq!(lab.snapshot_ids("db"), vec![1]);

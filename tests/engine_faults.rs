@@ -30,21 +30,43 @@ fn lua_error_in_presnapshot_posts_a_fault_and_postsnapshot_still_runs() {
     assert_eq!(r["job"]["state"], "failed");
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("preSnapshot", "failed"), ("snapshot", "skipped"), ("postSnapshot", "ok")])
+        pairs(&[
+            ("preSnapshot", "failed"),
+            ("snapshot", "skipped"),
+            ("postSnapshot", "ok")
+        ])
     );
     assert!(r["snapshot"].is_null());
-    assert_eq!(lab.ran(), vec!["preSnapshot", "postSnapshot"], "postSnapshot ran after the failure");
+    assert_eq!(
+        lab.ran(),
+        vec!["preSnapshot", "postSnapshot"],
+        "postSnapshot ran after the failure"
+    );
 
     let f = faults(&lab, "db");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["hook"], "staged/preSnapshot");
     assert_eq!(f[0]["jobId"], r["job"]["id"]);
     let msg = f[0]["message"].as_str().unwrap();
-    assert!(msg.contains("preSnapshot failed on purpose (Lua error)"), "{msg}");
+    assert!(
+        msg.contains("preSnapshot failed on purpose (Lua error)"),
+        "{msg}"
+    );
     let tb = f[0]["detail"]["traceback"].as_str().unwrap_or("");
-    assert!(tb.contains("efix/staged/preSnapshot.lua"), "traceback names the script: {tb}");
-    assert_eq!(lab.snapshot_ids("db"), vec![1], "no snapshot from the failed run");
-    assert_eq!(lab.snapshot_dirs("db"), vec!["1"], "nothing partial left behind");
+    assert!(
+        tb.contains("efix/staged/preSnapshot.lua"),
+        "traceback names the script: {tb}"
+    );
+    assert_eq!(
+        lab.snapshot_ids("db"),
+        vec![1],
+        "no snapshot from the failed run"
+    );
+    assert_eq!(
+        lab.snapshot_dirs("db"),
+        vec!["1"],
+        "nothing partial left behind"
+    );
 
     // The human view shows the failure too.
     let o = lab.run(&["faults", "db"]);
@@ -66,8 +88,18 @@ fn nonzero_exit_posts_a_fault_with_exit_code_stdout_and_stderr() {
     let d = &f[0]["detail"];
     assert_eq!(d["exitCode"], 3, "{d:#}");
     assert_eq!(d["function"], "RunBash");
-    assert!(d["stdout"].as_str().unwrap().contains("out: preSnapshot is failing on purpose"));
-    assert!(d["stderr"].as_str().unwrap().contains("err: preSnapshot is failing on purpose"));
+    assert!(
+        d["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("out: preSnapshot is failing on purpose")
+    );
+    assert!(
+        d["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("err: preSnapshot is failing on purpose")
+    );
     assert_eq!(lab.snapshot_ids("db"), vec![1]);
 
     // The job records the failed call in its transcript.
@@ -94,13 +126,20 @@ fn schema_violating_postsnapshot_keeps_no_snapshot() {
     assert!(!ok);
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("preSnapshot", "ok"), ("snapshot", "ok"), ("postSnapshot", "failed")])
+        pairs(&[
+            ("preSnapshot", "ok"),
+            ("snapshot", "ok"),
+            ("postSnapshot", "failed")
+        ])
     );
     let f = faults(&lab, "db");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["hook"], "staged/postSnapshot");
     let msg = f[0]["message"].as_str().unwrap();
-    assert!(msg.contains("generation") || msg.contains("snapshotSchema"), "{msg}");
+    assert!(
+        msg.contains("generation") || msg.contains("snapshotSchema"),
+        "{msg}"
+    );
     // The snapshot that was built is thrown away, on disk and in the state.
     assert_eq!(lab.snapshot_ids("db"), vec![1]);
     assert_eq!(lab.snapshot_dirs("db"), vec!["1"]);
@@ -153,7 +192,12 @@ fn failed_resync_at_link_is_retried_by_the_next_sync() {
     assert!(ok, "{r:#}");
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("resync", "ok"), ("preSnapshot", "ok"), ("snapshot", "ok"), ("postSnapshot", "ok")])
+        pairs(&[
+            ("resync", "ok"),
+            ("preSnapshot", "ok"),
+            ("snapshot", "ok"),
+            ("postSnapshot", "ok")
+        ])
     );
     assert_eq!(r["snapshot"]["id"], 1);
     // Then incremental: no resync.
@@ -163,7 +207,10 @@ fn failed_resync_at_link_is_retried_by_the_next_sync() {
     // --resync forces it.
     let (ok, r) = lab.json(&["sync", "db", "--resync"]);
     assert!(ok);
-    assert_eq!(steps(&r["job"])[0], ("resync".to_string(), "ok".to_string()));
+    assert_eq!(
+        steps(&r["job"])[0],
+        ("resync".to_string(), "ok".to_string())
+    );
 }
 
 #[test]

@@ -21,7 +21,12 @@ fn environments_add_list_and_rm_refused_while_used() {
     lab.linked_efix("db");
     lab.ok(&["env", "add", "spare", "--local"]);
     let (_, l) = lab.json(&["env", "list"]);
-    let names: Vec<&str> = l.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = l
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["local", "spare"]);
     let o = lab.run(&["env", "rm", "local"]);
     assert!(!o.status.success());
@@ -36,7 +41,10 @@ fn snapshots_are_immutable_point_in_time_copies_that_share_unchanged_files() {
     let lab = Lab::new();
     let link = lab.linked_efix("db");
     assert_eq!(link["snapshot"]["id"], 1);
-    assert_eq!(link["snapshot"]["metadata"], serde_json::json!({"generation": 1, "label": "efix"}));
+    assert_eq!(
+        link["snapshot"]["metadata"],
+        serde_json::json!({"generation": 1, "label": "efix"})
+    );
     // Change one file, add one, remove one.
     write(&lab.src().join("a.txt"), "alpha v2\n");
     write(&lab.src().join("new/c.txt"), "gamma\n");
@@ -72,9 +80,16 @@ fn snapshots_are_immutable_point_in_time_copies_that_share_unchanged_files() {
     let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
     assert_eq!(ino(&s2.join("a.txt")), ino(&s3.join("a.txt")));
     let live = lab.storage("db").join("data");
-    assert_ne!(ino(&live.join("a.txt")), ino(&s3.join("a.txt")), "never linked to live data");
+    assert_ne!(
+        ino(&live.join("a.txt")),
+        ino(&s3.join("a.txt")),
+        "never linked to live data"
+    );
     // Snapshot files are read-only.
-    assert_eq!(std::fs::metadata(s3.join("a.txt")).unwrap().mode() & 0o222, 0);
+    assert_eq!(
+        std::fs::metadata(s3.join("a.txt")).unwrap().mode() & 0o222,
+        0
+    );
 }
 
 #[test]
@@ -139,7 +154,11 @@ fn enable_disable_and_status() {
     let (_, st) = lab.json(&["status", "db"]);
     assert_eq!(st["status"], "INACTIVE");
     assert_eq!(st["statusFrom"], "disabled");
-    assert_eq!(lab.ran(), vec!["stopStaging"], "no status hook for a disabled dSource");
+    assert_eq!(
+        lab.ran(),
+        vec!["stopStaging"],
+        "no status hook for a disabled dSource"
+    );
     let o = lab.run(&["sync", "db"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("is disabled"));
     let (ok, r) = lab.json(&["disable", "db"]);
@@ -202,25 +221,59 @@ fn direct_source_syncs_with_runsync() {
     write(&lab.src().join("skip-me/x.txt"), "x\n");
     std::os::unix::fs::symlink("one.txt", lab.src().join("link")).unwrap();
     let cfg = lab.path("config.json");
-    let (ok, r) = lab.json(&["link", "files", "--toolkit", "dfix", "--environment", "local", "--config", cfg.to_str().unwrap()]);
+    let (ok, r) = lab.json(&[
+        "link",
+        "files",
+        "--toolkit",
+        "dfix",
+        "--environment",
+        "local",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     assert!(ok, "{r:#}");
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("preSnapshot", "ok"), ("snapshot", "ok"), ("postSnapshot", "ok")])
+        pairs(&[
+            ("preSnapshot", "ok"),
+            ("snapshot", "ok"),
+            ("postSnapshot", "ok")
+        ])
     );
-    assert_eq!(r["dsource"]["dataDirectory"], lab.src().to_str().unwrap(), "direct: source.dataDirectory is config.path");
+    assert_eq!(
+        r["dsource"]["dataDirectory"],
+        lab.src().to_str().unwrap(),
+        "direct: source.dataDirectory is config.path"
+    );
     assert_eq!(r["snapshot"]["metadata"]["files"], 2);
     let s1 = lab.snapshot_files("files", 1);
     assert_eq!(read(&s1.join("one.txt")), "1\n");
     assert!(!s1.join("skip-me").exists(), "excludePaths honoured");
-    assert_eq!(std::fs::read_link(s1.join("link")).unwrap().to_str(), Some("one.txt"));
+    assert_eq!(
+        std::fs::read_link(s1.join("link")).unwrap().to_str(),
+        Some("one.txt")
+    );
     write(&lab.src().join("one.txt"), "1 changed\n");
     let (ok, _) = lab.json(&["sync", "files"]);
     assert!(ok);
-    assert_eq!(read(&lab.snapshot_files("files", 2).join("one.txt")), "1 changed\n");
+    assert_eq!(
+        read(&lab.snapshot_files("files", 2).join("one.txt")),
+        "1 changed\n"
+    );
     assert_eq!(read(&s1.join("one.txt")), "1\n");
     // Direct sources have no staging.
-    let o = lab.run(&["link", "x", "--toolkit", "dfix", "--environment", "local", "--staging-environment", "local", "--config", cfg.to_str().unwrap()]);
+    let o = lab.run(&[
+        "link",
+        "x",
+        "--toolkit",
+        "dfix",
+        "--environment",
+        "local",
+        "--staging-environment",
+        "local",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no staging environment"));
 }
 
@@ -230,7 +283,11 @@ fn efix_variant(lab: &Lab, name: &str, edit: impl FnOnce(&std::path::Path)) -> s
     std::fs::create_dir_all(lab.path(name)).unwrap();
     let dst = lab.path(name).join("efix");
     let st = std::process::Command::new("cp")
-        .args(["-a", fixture("efix").to_str().unwrap(), dst.to_str().unwrap()])
+        .args([
+            "-a",
+            fixture("efix").to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -243,19 +300,37 @@ fn mountspec_places_the_storage() {
     let lab = Lab::new();
     let mnt = lab.path("mnt/staging");
     let tk = efix_variant(&lab, "efix-mount", |d| {
-        write(&d.join("staged/mountSpec.lua"), &format!("return \"{}\"\n", mnt.display()));
+        write(
+            &d.join("staged/mountSpec.lua"),
+            &format!("return \"{}\"\n", mnt.display()),
+        );
     });
     lab.ok(&["env", "add", "local", "--local"]);
     lab.ok(&["toolkit", "install", tk.to_str().unwrap()]);
     write(&lab.src().join("a.txt"), "alpha\n");
     let cfg = lab.path("config.json");
-    let (ok, r) = lab.json(&["link", "db", "--toolkit", "efix", "--environment", "local", "--config", cfg.to_str().unwrap()]);
+    let (ok, r) = lab.json(&[
+        "link",
+        "db",
+        "--toolkit",
+        "efix",
+        "--environment",
+        "local",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     assert!(ok, "{r:#}");
-    assert_eq!(steps(&r["job"])[0], ("mountSpec".to_string(), "ok".to_string()));
+    assert_eq!(
+        steps(&r["job"])[0],
+        ("mountSpec".to_string(), "ok".to_string())
+    );
     assert_eq!(r["dsource"]["dataDirectory"], mnt.to_str().unwrap());
     // The hooks wrote through the mount path into the engine's storage.
     let resync = &r["job"]["steps"][1];
-    assert_eq!(resync["transcript"][0]["variables"]["DATA"], mnt.to_str().unwrap());
+    assert_eq!(
+        resync["transcript"][0]["variables"]["DATA"],
+        mnt.to_str().unwrap()
+    );
     assert_eq!(read(&mnt.join("a.txt")), "alpha\n");
     assert_eq!(read(&lab.snapshot_files("db", 1).join("a.txt")), "alpha\n");
 }
@@ -276,15 +351,26 @@ fn installing_a_newer_toolkit_upgrades_linked_dsources() {
             &d.join("upgrade/1.0/upgradeLinkedSource.lua"),
             "local p = {}\nfor k, v in pairs(parameters) do p[k] = v end\np.tier = \"gold\"\np.label = parameters.label .. \"-upgraded\"\nreturn p\n",
         );
-        write(&d.join("upgrade/1.0/upgradeSnapshot.lua"), "return parameters\n");
-        write(&d.join("upgrade/1.0/upgradeVirtualSource.lua"), "return parameters\n");
+        write(
+            &d.join("upgrade/1.0/upgradeSnapshot.lua"),
+            "return parameters\n",
+        );
+        write(
+            &d.join("upgrade/1.0/upgradeVirtualSource.lua"),
+            "return parameters\n",
+        );
     });
     let (ok, r) = lab.json(&["toolkit", "install", v2.to_str().unwrap()]);
     assert!(ok, "{r:#}");
     assert_eq!(r["upgrades"][0]["dsource"], "db");
     assert_eq!(r["upgrades"][0]["ok"], true, "{r:#}");
     let (_, tl) = lab.json(&["toolkit", "list"]);
-    let versions: Vec<&str> = tl.as_array().unwrap().iter().map(|t| t["version"].as_str().unwrap()).collect();
+    let versions: Vec<&str> = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["version"].as_str().unwrap())
+        .collect();
     assert_eq!(versions, vec!["1.0.0", "1.1.0"], "each version is kept");
     let (_, st) = lab.json(&["status", "db"]);
     assert_eq!(st["toolkitVersion"], "1.1.0");
@@ -338,7 +424,14 @@ fn daemon_stops_cleanly_on_sigint() {
     let lab = Lab::new();
     lab.linked_efix("db");
     let mut child = lab
-        .cmd(&["daemon", "--interval", "1s", "--worker-interval", "1s", "--json"])
+        .cmd(&[
+            "daemon",
+            "--interval",
+            "1s",
+            "--worker-interval",
+            "1s",
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -366,5 +459,54 @@ fn daemon_stops_cleanly_on_sigint() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("daemon stopped"));
     // No job left running.
     let (_, jobs) = lab.json(&["jobs", "db"]);
-    assert!(jobs.as_array().unwrap().iter().all(|j| j["state"] != "running"));
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] != "running")
+    );
+}
+
+#[test]
+fn json_output_into_a_closed_pipe_is_not_a_panic() {
+    // Regression: `lunabox jobs --json | head -c1` panicked with "failed
+    // printing to stdout: Broken pipe".
+    let lab = Lab::new();
+    lab.linked_efix("db");
+    let mut child = lab
+        .cmd(&["jobs", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn link_takes_parameters_from_a_file() {
+    let lab = Lab::new();
+    lab.ok(&["env", "add", "local", "--local"]);
+    lab.ok(&["toolkit", "install", fixture("efix").to_str().unwrap()]);
+    write(&lab.src().join("a.txt"), "alpha\n");
+    write(&lab.path("params.json"), r#"{"label": "from-file"}"#);
+    let cfg = lab.path("config.json");
+    let params = lab.path("params.json");
+    let (ok, r) = lab.json(&[
+        "link",
+        "db",
+        "--toolkit",
+        "efix",
+        "--environment",
+        "local",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--params",
+        params.to_str().unwrap(),
+    ]);
+    assert!(ok, "{r:#}");
+    assert_eq!(r["snapshot"]["metadata"]["label"], "from-file");
 }

@@ -25,7 +25,10 @@ fn expect_limit(script: &str, limits: Limits, kind: LimitKind) {
     assert_eq!(out.result, HookResult::Limit(kind), "script: {script}");
     if kind == LimitKind::Time {
         let took = started.elapsed();
-        assert!(took < limits.timeout + Duration::from_secs(2), "stopped only after {took:?}");
+        assert!(
+            took < limits.timeout + Duration::from_secs(2),
+            "stopped only after {took:?}"
+        );
     }
     // The host is alive and the next hook runs normally.
     assert_eq!(ok("return 1 + 1"), json!(2));
@@ -34,13 +37,21 @@ fn expect_limit(script: &str, limits: Limits, kind: LimitKind) {
 #[test]
 fn infinite_loops_hit_the_deadline() {
     expect_limit("while true do end", short(), LimitKind::Time);
-    expect_limit("pcall(function() while true do end end) return 'escaped'", short(), LimitKind::Time);
+    expect_limit(
+        "pcall(function() while true do end end) return 'escaped'",
+        short(),
+        LimitKind::Time,
+    );
     expect_limit(
         "while true do pcall(function() while true do end end) end",
         short(),
         LimitKind::Time,
     );
-    expect_limit("local co = coroutine.wrap(function() while true do end end) co()", short(), LimitKind::Time);
+    expect_limit(
+        "local co = coroutine.wrap(function() while true do end end) co()",
+        short(),
+        LimitKind::Time,
+    );
 }
 
 #[test]
@@ -61,12 +72,25 @@ fn a_loop_inside_a_c_function_hits_the_deadline() {
 
 #[test]
 fn fuel_stops_loops_deterministically() {
-    let limits = Limits { fuel: Some(5_000_000), ..limits() };
+    let limits = Limits {
+        fuel: Some(5_000_000),
+        ..limits()
+    };
     expect_limit("while true do end", limits.clone(), LimitKind::Fuel);
-    expect_limit("pcall(function() local x = 0 while true do x = x + 1 end end)", limits.clone(), LimitKind::Fuel);
+    expect_limit(
+        "pcall(function() local x = 0 while true do x = x + 1 end end)",
+        limits.clone(),
+        LimitKind::Fuel,
+    );
     // The same script uses the same fuel every time.
-    let a = run_with("local s = 0 for i = 1, 10000 do s = s + i end return s", limits.clone());
-    let b = run_with("local s = 0 for i = 1, 10000 do s = s + i end return s", limits);
+    let a = run_with(
+        "local s = 0 for i = 1, 10000 do s = s + i end return s",
+        limits.clone(),
+    );
+    let b = run_with(
+        "local s = 0 for i = 1, 10000 do s = s + i end return s",
+        limits,
+    );
     assert_eq!(a.result, HookResult::Ok(json!(50005000)));
     assert_eq!(a.stats.fuel_used, b.stats.fuel_used);
     assert!(a.stats.fuel_used.unwrap() > 10_000);
@@ -74,10 +98,25 @@ fn fuel_stops_loops_deterministically() {
 
 #[test]
 fn memory_bombs_hit_the_memory_cap() {
-    let limits = Limits { memory: 32 << 20, ..limits() };
-    expect_limit("local t = {} local i = 0 while true do i = i + 1 t[i] = i end", limits.clone(), LimitKind::Memory);
-    expect_limit("local s = string.rep('x', 1 << 30) return #s", limits.clone(), LimitKind::Memory);
-    expect_limit("local ok = pcall(string.rep, 'x', 1 << 30) return ok", limits.clone(), LimitKind::Memory);
+    let limits = Limits {
+        memory: 32 << 20,
+        ..limits()
+    };
+    expect_limit(
+        "local t = {} local i = 0 while true do i = i + 1 t[i] = i end",
+        limits.clone(),
+        LimitKind::Memory,
+    );
+    expect_limit(
+        "local s = string.rep('x', 1 << 30) return #s",
+        limits.clone(),
+        LimitKind::Memory,
+    );
+    expect_limit(
+        "local ok = pcall(string.rep, 'x', 1 << 30) return ok",
+        limits.clone(),
+        LimitKind::Memory,
+    );
     expect_limit(
         "local t = {} for i = 1, 1e8 do t[i] = coroutine.create(function() end) end",
         limits.clone(),
@@ -88,7 +127,10 @@ fn memory_bombs_hit_the_memory_cap() {
         limits.clone(),
         LimitKind::Memory,
     );
-    let out = run_with("local t = {} for i = 1, 1000 do t[i] = i end return #t", limits);
+    let out = run_with(
+        "local t = {} for i = 1, 1000 do t[i] = i end return #t",
+        limits,
+    );
     assert_eq!(out.result, HookResult::Ok(json!(1000)));
     assert!(out.stats.peak_memory > 0 && out.stats.peak_memory <= 32 << 20);
 }
@@ -100,17 +142,39 @@ fn output_and_print_floods_hit_the_output_cap() {
         max_log_bytes: 1 << 20,
         ..limits()
     };
-    expect_limit("return string.rep('x', 2 << 20)", limits.clone(), LimitKind::Output);
-    expect_limit("while true do print(string.rep('y', 1000)) end", limits.clone(), LimitKind::Output);
-    expect_limit("pcall(function() while true do print('z') end end)", limits.clone(), LimitKind::Output);
-    expect_limit("local t = {} for i = 1, 300000 do t[i] = 'abcdef' end return t", limits, LimitKind::Output);
+    expect_limit(
+        "return string.rep('x', 2 << 20)",
+        limits.clone(),
+        LimitKind::Output,
+    );
+    expect_limit(
+        "while true do print(string.rep('y', 1000)) end",
+        limits.clone(),
+        LimitKind::Output,
+    );
+    expect_limit(
+        "pcall(function() while true do print('z') end end)",
+        limits.clone(),
+        LimitKind::Output,
+    );
+    expect_limit(
+        "local t = {} for i = 1, 300000 do t[i] = 'abcdef' end return t",
+        limits,
+        LimitKind::Output,
+    );
     // io.write to stdout goes nowhere the host keeps, and is bounded by time.
-    expect_limit("while true do io.write(string.rep('w', 4096)) end", short(), LimitKind::Time);
+    expect_limit(
+        "while true do io.write(string.rep('w', 4096)) end",
+        short(),
+        LimitKind::Time,
+    );
 }
 
 #[test]
 fn deep_recursion_is_contained() {
-    let v = ok("local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(100000)");
+    let v = ok(
+        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(100000)",
+    );
     assert_eq!(v, json!(100000));
     // Unbounded recursion that allocates as it goes: stopped by Lua's stack
     // limit or by the memory cap, whichever comes first; never the host.
@@ -122,20 +186,34 @@ fn deep_recursion_is_contained() {
     }
     // Deeply nested tables in the result are refused, not a host crash.
     let out = run("local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end return t");
-    assert!(matches!(out.result, HookResult::Error(_)), "{:?}", out.result);
+    assert!(
+        matches!(out.result, HookResult::Error(_)),
+        "{:?}",
+        out.result
+    );
     assert_eq!(ok("return 3"), json!(3));
 }
 
 #[test]
 fn no_files_outside_the_scratch_directory() {
-    for path in ["/etc/passwd", "../../../../etc/passwd", "/proc/self/environ", "/root", "/tmp"] {
-        let v = ok(&format!("local f, e = io.open({path:?}, 'r') if f then return f:read('a') end return false"));
+    for path in [
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "/proc/self/environ",
+        "/root",
+        "/tmp",
+    ] {
+        let v = ok(&format!(
+            "local f, e = io.open({path:?}, 'r') if f then return f:read('a') end return false"
+        ));
         assert_eq!(v, json!(false), "{path} was readable");
     }
     let v = ok("local f = io.open('/etc/passwd', 'w') return f == nil");
     assert_eq!(v, json!(true));
     // The scratch directory itself works.
-    let v = ok("local f = assert(io.open('notes.txt', 'w')) f:write('abc') f:close() return io.open('/notes.txt'):read('a')");
+    let v = ok(
+        "local f = assert(io.open('notes.txt', 'w')) f:write('abc') f:close() return io.open('/notes.txt'):read('a')",
+    );
     assert_eq!(v, json!("abc"));
 }
 
@@ -145,7 +223,10 @@ fn no_environment_processes_or_native_code() {
         ("return os.getenv", json!(null)),
         ("return os.execute", json!(null)),
         ("return os.exit", json!(null)),
-        ("return os.remove ~= nil and os.tmpname ~= nil", json!(false)),
+        (
+            "return os.remove ~= nil and os.tmpname ~= nil",
+            json!(false),
+        ),
         ("return io.popen", json!(null)),
         ("return require", json!(null)),
         ("return package", json!(null)),
@@ -164,9 +245,13 @@ fn no_environment_processes_or_native_code() {
 
 #[test]
 fn bytecode_is_refused() {
-    let v = ok(r#"local f, e = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8", "x", "b") return {f == nil, tostring(e)}"#);
+    let v = ok(
+        r#"local f, e = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8", "x", "b") return {f == nil, tostring(e)}"#,
+    );
     assert_eq!(v[0], json!(true));
-    let v = ok(r#"local f, e = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8") return {f == nil, tostring(e)}"#);
+    let v = ok(
+        r#"local f, e = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8") return {f == nil, tostring(e)}"#,
+    );
     assert_eq!(v[0], json!(true));
     assert!(v[1].as_str().unwrap().contains("binary"), "{v}");
     let v = ok(r#"local f, e = loadstring("\27Lua garbage") return f == nil"#);
@@ -177,7 +262,10 @@ fn bytecode_is_refused() {
 
 #[test]
 fn run_call_limits() {
-    let l = Limits { max_run_calls: 2, ..limits() };
+    let l = Limits {
+        max_run_calls: 2,
+        ..limits()
+    };
     expect_limit(
         "for i = 1, 3 do RunBash { command = 'true' } end",
         l,
@@ -191,12 +279,25 @@ fn run_call_limits() {
         p = pidfile.display()
     );
     let started = Instant::now();
-    let out = run_with(&script, Limits { timeout: Duration::from_secs(1), ..limits() });
+    let out = run_with(
+        &script,
+        Limits {
+            timeout: Duration::from_secs(1),
+            ..limits()
+        },
+    );
     assert_eq!(out.result, HookResult::Limit(LimitKind::Time));
     assert!(started.elapsed() < Duration::from_secs(5));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!running(pid), "the background sleep {pid} survived the deadline");
+    assert!(
+        !running(pid),
+        "the background sleep {pid} survived the deadline"
+    );
 }
 
 /// Whether `pid` is a live process (a zombie waiting for init to reap it is
@@ -204,7 +305,13 @@ fn run_call_limits() {
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
             state != Some('Z') && state != Some('X')
         }
         Err(_) => false,
@@ -213,7 +320,12 @@ fn running(pid: i32) -> bool {
 
 #[test]
 fn no_state_leaks_between_hooks() {
-    assert_eq!(ok("leaked = 'yes' string.leak = 1 _G.x = 2 local f = io.open('/mark', 'w') f:write('1') f:close() return 1"), json!(1));
+    assert_eq!(
+        ok(
+            "leaked = 'yes' string.leak = 1 _G.x = 2 local f = io.open('/mark', 'w') f:write('1') f:close() return 1"
+        ),
+        json!(1)
+    );
     assert_eq!(
         ok("return {leaked == nil, string.leak == nil, x == nil, io.open('/mark') == nil}"),
         json!([true, true, true, true])

@@ -17,7 +17,10 @@ fn returns_values_as_json() {
     assert_eq!(ok("return nil"), json!(null));
     assert_eq!(ok(""), json!(null));
     assert_eq!(ok("return {1, 2, 3}"), json!([1, 2, 3]));
-    assert_eq!(ok("return {a = 1, b = {c = 'x'}}"), json!({"a": 1, "b": {"c": "x"}}));
+    assert_eq!(
+        ok("return {a = 1, b = {c = 'x'}}"),
+        json!({"a": 1, "b": {"c": "x"}})
+    );
     assert_eq!(ok("return {}"), json!({}));
     assert_eq!(ok("return 'caf\\u{e9} \\u{1F600}'"), json!("café 😀"));
 }
@@ -45,7 +48,11 @@ fn unconvertible_results_are_clear_errors() {
         match run(script).result {
             HookResult::Error(e) => {
                 assert_eq!(e.kind, ErrorKind::BadResult, "{script}");
-                assert!(e.message.to_lowercase().contains(&needle.to_lowercase()), "{script}: {}", e.message);
+                assert!(
+                    e.message.to_lowercase().contains(&needle.to_lowercase()),
+                    "{script}: {}",
+                    e.message
+                );
             }
             other => panic!("{script}: {other:?}"),
         }
@@ -58,14 +65,20 @@ fn globals_arrive_and_are_read_only() {
         "return { parameters.port + 1, math.type(parameters.port), math.type(parameters.ratio), config.dbName, sourceConfig.dbName, #source.list }",
         json!({"parameters": {"port": 1234, "ratio": 0.5}, "config": {"dbName": "db1"}, "source": {"list": [1, 2, 3]}}),
     );
-    assert_eq!(out.result, HookResult::Ok(json!([1235, "integer", "float", "db1", "db1", 3])));
+    assert_eq!(
+        out.result,
+        HookResult::Ok(json!([1235, "integer", "float", "db1", "db1", 3]))
+    );
     let out = run_globals("parameters = {}", json!({"parameters": {}}));
     match out.result {
         HookResult::Error(e) => assert!(e.message.contains("read-only"), "{}", e.message),
         other => panic!("{other:?}"),
     }
     // The tables themselves stay mutable (upgrade hooks edit parameters).
-    let out = run_globals("parameters.x = 2 return parameters", json!({"parameters": {"y": 1}}));
+    let out = run_globals(
+        "parameters.x = 2 return parameters",
+        json!({"parameters": {"y": 1}}),
+    );
     assert_eq!(out.result, HookResult::Ok(json!({"y": 1, "x": 2})));
     // Plain globals of the script's own are fine.
     assert_eq!(ok("envMap = {A = 1} return envMap.A"), json!(1));
@@ -83,7 +96,10 @@ fn pcall_error_with_tables_and_xpcall_traceback() {
     );
     let tb = ok("local ok, tb = xpcall(function() error('deep') end, debug.traceback) return tb");
     let tb = tb.as_str().unwrap();
-    assert!(tb.contains("deep") && tb.contains("stack traceback"), "{tb}");
+    assert!(
+        tb.contains("deep") && tb.contains("stack traceback"),
+        "{tb}"
+    );
     // error() with a level points at the caller's line.
     let msg = err("local function f() error('bad arg', 2) end\nf()");
     assert!(msg.starts_with("test.lua:2:"), "{msg}");
@@ -129,13 +145,34 @@ fn coroutines_including_yield_inside_pcall() {
 
 #[test]
 fn standard_libraries() {
-    assert_eq!(ok("return string.format('%05.1f|%s|%d', 3.14159, 'x', 42)"), json!("003.1|x|42"));
-    assert_eq!(ok("return (string.gsub('hello world', 'o', '0'))"), json!("hell0 w0rld"));
-    assert_eq!(ok("return {string.find('key=value', '(%w+)=(%w+)')}"), json!([1, 9, "key", "value"]));
-    assert_eq!(ok("local t = {3, 1, 2} table.sort(t) return table.concat(t, ',')"), json!("1,2,3"));
-    assert_eq!(ok("local t = {5, 2, 8} table.sort(t, function(a, b) return a > b end) return t"), json!([8, 5, 2]));
-    assert_eq!(ok("return {math.floor(3.7), math.max(1, 9, 4), math.tointeger(8.0)}"), json!([3, 9, 8]));
-    assert_eq!(ok("return {utf8.len('café'), utf8.char(72, 228)}"), json!([4, "Hä"]));
+    assert_eq!(
+        ok("return string.format('%05.1f|%s|%d', 3.14159, 'x', 42)"),
+        json!("003.1|x|42")
+    );
+    assert_eq!(
+        ok("return (string.gsub('hello world', 'o', '0'))"),
+        json!("hell0 w0rld")
+    );
+    assert_eq!(
+        ok("return {string.find('key=value', '(%w+)=(%w+)')}"),
+        json!([1, 9, "key", "value"])
+    );
+    assert_eq!(
+        ok("local t = {3, 1, 2} table.sort(t) return table.concat(t, ',')"),
+        json!("1,2,3")
+    );
+    assert_eq!(
+        ok("local t = {5, 2, 8} table.sort(t, function(a, b) return a > b end) return t"),
+        json!([8, 5, 2])
+    );
+    assert_eq!(
+        ok("return {math.floor(3.7), math.max(1, 9, 4), math.tointeger(8.0)}"),
+        json!([3, 9, 8])
+    );
+    assert_eq!(
+        ok("return {utf8.len('café'), utf8.char(72, 228)}"),
+        json!([4, "Hä"])
+    );
     assert_eq!(ok("return string.rep('ab', 3, '-')"), json!("ab-ab-ab"));
     assert_eq!(ok("return select('#', table.unpack({1, 2, 3}))"), json!(3));
     // 5.1-style helpers real toolkits use.
@@ -159,19 +196,31 @@ fn math_random_is_reseeded_for_every_hook() {
 fn stack_overflow_is_a_lua_error() {
     // Lua's own stack limit (a million slots, ~40 MB with call frames) must
     // be reachable under the memory cap for the overflow to be Lua's error.
-    let roomy = Limits { memory: 256 << 20, ..limits() };
+    let roomy = Limits {
+        memory: 256 << 20,
+        ..limits()
+    };
     let value = |script: &str| match run_with(script, roomy.clone()).result {
         HookResult::Ok(v) => v,
         other => panic!("{script}: {other:?}"),
     };
-    match run_with("local function f(n) return 1 + f(n + 1) end return f(1)", roomy.clone()).result {
+    match run_with(
+        "local function f(n) return 1 + f(n + 1) end return f(1)",
+        roomy.clone(),
+    )
+    .result
+    {
         HookResult::Error(e) => assert!(e.message.contains("stack overflow"), "{}", e.message),
         other => panic!("{other:?}"),
     }
-    let v = value("local function f() return f() + 1 end local ok, e = pcall(f) return {ok, (tostring(e):find('stack overflow')) ~= nil}");
+    let v = value(
+        "local function f() return f() + 1 end local ok, e = pcall(f) return {ok, (tostring(e):find('stack overflow')) ~= nil}",
+    );
     assert_eq!(v, json!([false, true]));
     // Deep recursion through C (string.gsub with a Lua callback) too.
-    let v = value("local function g(s) return (s:gsub('.', function(c) return g(c) end)) end local ok, e = pcall(g, 'ab') return {ok, tostring(e)}");
+    let v = value(
+        "local function g(s) return (s:gsub('.', function(c) return g(c) end)) end local ok, e = pcall(g, 'ab') return {ok, tostring(e)}",
+    );
     assert_eq!(v[0], json!(false));
     assert!(v[1].as_str().unwrap().contains("stack overflow"), "{v}");
 }
@@ -186,7 +235,9 @@ fn syntax_errors_name_the_line() {
         }
         other => panic!("{other:?}"),
     }
-    let err = runtime().check_syntax("return 1 +", "tk/staged/resync.lua").unwrap_err();
+    let err = runtime()
+        .check_syntax("return 1 +", "tk/staged/resync.lua")
+        .unwrap_err();
     assert_eq!(err.line, Some(1));
     assert!(runtime().check_syntax("return 1", "x.lua").is_ok());
 }

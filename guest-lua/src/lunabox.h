@@ -85,7 +85,8 @@ void lbx_json_encode(lua_State *L, int idx, lbx_buf *b, const char *root,
 /* Open the libraries a hook gets and apply the sandbox rules. */
 void lbx_open_sandbox(lua_State *L);
 /* Start of the hook, for os.clock (seconds since the hook started). */
-void lbx_clock_reset(void);
+/* Look up the host's preopened directories (once per instance). */
+void lbx_ensure_preopens(void);
 
 /* ---- globals.c ---- */
 

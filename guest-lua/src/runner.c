@@ -71,8 +71,12 @@ __attribute__((export_name("lunabox-init"))) void lunabox_init(void) {
   gL = L;
 }
 
-/* Register the directories the host preopened for this instance. */
-static void find_preopens(void) {
+/* Register the directories the host preopened for this instance. Called
+ * lazily, before the first file operation (see sandbox.c): asking the host
+ * for its preopens costs more than a whole trivial hook. */
+void lbx_ensure_preopens(void) {
+  if (preopens_found)
+    return;
   preopens_found = 1;
   for (__wasi_fd_t fd = 3; fd < 1024; fd++) {
     __wasi_prestat_t ps;
@@ -378,9 +382,6 @@ bool exports_lunabox_hook_runner_run_hook(hook_string_t *script,
                                           hook_error_t *err) {
   if (gL == NULL)
     lunabox_init(); /* not pre-initialized (development builds) */
-  if (!preopens_found)
-    find_preopens();
-  lbx_clock_reset();
   if (options->max_result_bytes == 0)
     options->max_result_bytes = 0x7fffffff;
 

@@ -30,7 +30,10 @@ struct Summary {
 fn summarize(mut xs: Vec<f64>) -> Summary {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |q: f64| xs[((xs.len() - 1) as f64 * q).round() as usize];
-    Summary { p50: at(0.5), p95: at(0.95) }
+    Summary {
+        p50: at(0.5),
+        p95: at(0.95),
+    }
 }
 
 fn time_n(n: usize, mut f: impl FnMut()) -> Vec<f64> {
@@ -45,56 +48,94 @@ fn time_n(n: usize, mut f: impl FnMut()) -> Vec<f64> {
 
 fn hook(runtime: &Runtime, script: &str) -> HookResult {
     let mut req = HookRequest::new(script, "bench.lua", Arc::new(LocalExecutor::new()));
-    req.limits = Limits { timeout: Duration::from_secs(120), ..Limits::default() };
+    req.limits = Limits {
+        timeout: Duration::from_secs(120),
+        ..Limits::default()
+    };
     runtime.run_hook(req).result
 }
 
 fn native(script: &str) -> mlua::Value {
     let lua = mlua::Lua::new();
-    lua.load(script).set_name("bench.lua").eval::<mlua::Value>().expect("native chunk")
+    lua.load(script)
+        .set_name("bench.lua")
+        .eval::<mlua::Value>()
+        .expect("native chunk")
 }
 
 fn main() {
     if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!("note: RUST_BACKTRACE is set; wasm throws (pcall/error) will be much slower than in production");
+        eprintln!(
+            "note: RUST_BACKTRACE is set; wasm throws (pcall/error) will be much slower than in production"
+        );
     }
     let quick = std::env::var_os("LUNABOX_BENCH_QUICK").is_some();
     let n = if quick { 200 } else { 2000 };
-    let runtime = Runtime::new(RuntimeConfig { max_concurrent_hooks: 4, ..RuntimeConfig::default() }).expect("runtime");
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_hooks: 4,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
     let mut rows = Vec::new();
 
     // 1. Cold start of an isolated hook: fresh instance, Lua ready, trivial
     //    chunk returning a small table; native: a fresh mlua state, same chunk.
     let small = "return { status = 'ok', n = 1 }";
-    assert_eq!(hook(&runtime, small), HookResult::Ok(json!({"status": "ok", "n": 1})));
+    assert_eq!(
+        hook(&runtime, small),
+        HookResult::Ok(json!({"status": "ok", "n": 1}))
+    );
     for _ in 0..50 {
         black_box(hook(&runtime, small));
         black_box(native(small));
     }
-    let s = time_n(n, || {
-        black_box(hook(&runtime, small));
+    // Interleaved, so that drift in the machine's load hits both sides alike.
+    let (mut s, mut nat) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        s.extend(time_n(1, || {
+            black_box(hook(&runtime, small));
+        }));
+        nat.extend(time_n(1, || {
+            black_box(native(small));
+        }));
+    }
+    rows.push(Row {
+        name: "cold start, trivial hook",
+        unit: "us",
+        sandbox: summarize(s),
+        native: summarize(nat),
+        target: Some(1.5),
     });
-    let nat = time_n(n, || {
-        black_box(native(small));
-    });
-    rows.push(Row { name: "cold start, trivial hook", unit: "us", sandbox: summarize(s), native: summarize(nat), target: Some(1.5) });
 
     // 2. CPU-bound Lua: fib(27).
     let fib = "local function fib(n) if n < 2 then return n end return fib(n-1) + fib(n-2) end return fib(27)";
     let reps = if quick { 3 } else { 10 };
-    let s = time_n(reps, || assert_eq!(hook(&runtime, fib), HookResult::Ok(json!(196418))));
+    let s = time_n(reps, || {
+        assert_eq!(hook(&runtime, fib), HookResult::Ok(json!(196418)))
+    });
     let nat = time_n(reps, || {
         black_box(native(fib));
     });
-    rows.push(Row { name: "fib(27)", unit: "us", sandbox: summarize(s), native: summarize(nat), target: Some(2.0) });
+    rows.push(Row {
+        name: "fib(27)",
+        unit: "us",
+        sandbox: summarize(s),
+        native: summarize(nat),
+        target: Some(2.0),
+    });
 
     // 3. pcall/error and coroutine round trips, per round trip.
     let iters = 20_000;
-    let pcall = format!("local n = 0 for i = 1, {iters} do if not pcall(error, 'x') then n = n + 1 end end return n");
+    let pcall = format!(
+        "local n = 0 for i = 1, {iters} do if not pcall(error, 'x') then n = n + 1 end end return n"
+    );
     let co = format!(
         "local co = coroutine.wrap(function() while true do coroutine.yield(1) end end) local s = 0 for i = 1, {iters} do s = s + co() end return s"
     );
-    for (name, script) in [("pcall(error) round trip", &pcall), ("coroutine yield/resume", &co)] {
+    for (name, script) in [
+        ("pcall(error) round trip", &pcall),
+        ("coroutine yield/resume", &co),
+    ] {
         let per = |v: Vec<f64>| v.into_iter().map(|x| x / iters as f64).collect::<Vec<_>>();
         let s = per(time_n(reps, || {
             black_box(hook(&runtime, script));
@@ -102,7 +143,13 @@ fn main() {
         let nat = per(time_n(reps, || {
             black_box(native(script));
         }));
-        rows.push(Row { name, unit: "us", sandbox: summarize(s), native: summarize(nat), target: None });
+        rows.push(Row {
+            name,
+            unit: "us",
+            sandbox: summarize(s),
+            native: summarize(nat),
+            target: None,
+        });
     }
 
     // 4. RunBash `true` against spawning `bash -c true` directly, per call.
@@ -116,12 +163,25 @@ fn main() {
     .map(|x| x / calls as f64)
     .collect();
     let nat = time_n(spawn_reps * calls, || {
-        let st = std::process::Command::new("bash").arg("-c").arg("true").status().expect("bash");
+        let st = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("true")
+            .status()
+            .expect("bash");
         assert!(st.success());
     });
-    rows.push(Row { name: "RunBash true (per call)", unit: "us", sandbox: summarize(s), native: summarize(nat), target: Some(1.2) });
+    rows.push(Row {
+        name: "RunBash true (per call)",
+        unit: "us",
+        sandbox: summarize(s),
+        native: summarize(nat),
+        target: Some(1.2),
+    });
 
-    println!("{:<28} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}", "case", "sandbox p50", "sandbox p95", "native p50", "native p95", "ratio", "target");
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8}",
+        "case", "sandbox p50", "sandbox p95", "native p50", "native p95", "ratio", "target"
+    );
     let mut out = Vec::new();
     for r in &rows {
         let ratio = r.sandbox.p50 / r.native.p50;
@@ -137,7 +197,9 @@ fn main() {
             r.native.p95,
             r.unit,
             ratio,
-            r.target.map(|t| format!("<={t}")).unwrap_or_else(|| "-".into())
+            r.target
+                .map(|t| format!("<={t}"))
+                .unwrap_or_else(|| "-".into())
         );
         out.push(json!({
             "case": r.name, "unit": r.unit,

@@ -127,7 +127,10 @@ fn main() {
     );
     let mut rng = rand::rng();
     let paths: Vec<PathBuf> = (0..files)
-        .map(|i| live.join(format!("d{:03}", i % dirs)).join(format!("f{i:06}.dat")))
+        .map(|i| {
+            live.join(format!("d{:03}", i % dirs))
+                .join(format!("f{i:06}.dat"))
+        })
         .collect();
     for p in &paths {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -140,7 +143,10 @@ fn main() {
     let b = store.build(1, None).unwrap();
     store.commit(b).unwrap();
     let full_snapshot = t.elapsed();
-    eprintln!("initial snapshot (full copy, fsynced): {:.0} ms", ms(full_snapshot));
+    eprintln!(
+        "initial snapshot (full copy, fsynced): {:.0} ms",
+        ms(full_snapshot)
+    );
 
     let mut cp_ms = Vec::new();
     let mut cp_bytes = 0;
@@ -157,7 +163,12 @@ fn main() {
 
         let copy = tmp.path().join(format!("cp-{round}"));
         let t = Instant::now();
-        let st = Command::new("cp").arg("-a").arg(&live).arg(&copy).status().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&live)
+            .arg(&copy)
+            .status()
+            .unwrap();
         cp_ms.push(ms(t.elapsed()));
         assert!(st.success(), "cp -a failed");
         cp_bytes = new_bytes(&copy, &HashSet::new());
@@ -195,7 +206,12 @@ fn main() {
         human(files as u64 * file_size as u64)
     );
     println!("{:<28} {:>12} {:>14}", "", "time", "bytes stored");
-    println!("{:<28} {:>9.0} ms {:>14}", "full copy (cp -a)", cp_t, human(cp_bytes));
+    println!(
+        "{:<28} {:>9.0} ms {:>14}",
+        "full copy (cp -a)",
+        cp_t,
+        human(cp_bytes)
+    );
     println!(
         "{:<28} {:>9.1} ms {:>14}",
         "incremental snapshot",

@@ -16,12 +16,12 @@ pub fn init_tracing() {
 /// Parse a duration such as `2s`, `500ms`, `1m30s` or `1.5s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    if let Some(secs) = t.strip_suffix('s').filter(|s| s.contains('.')) {
-        if let Ok(v) = secs.parse::<f64>() {
-            if v.is_finite() && v >= 0.0 {
-                return Ok(Duration::from_secs_f64(v));
-            }
-        }
+    if let Some(secs) = t.strip_suffix('s').filter(|s| s.contains('.'))
+        && let Ok(v) = secs.parse::<f64>()
+        && v.is_finite()
+        && v >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(v));
     }
     humantime::parse_duration(t).map_err(|e| {
         format!("`{text}` is not a duration ({e}); write it like `2s`, `500ms` or `1m30s`")
@@ -77,6 +77,10 @@ mod tests {
         assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
         assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 }

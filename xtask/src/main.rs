@@ -13,6 +13,7 @@
 mod bindings;
 mod cc;
 mod componentize;
+mod demo;
 mod deps;
 mod guest;
 mod smoke;
@@ -25,6 +26,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command> [args]\n\n\
 commands:\n  \
+  demo [--keep]            run the Delphix DB walkthrough end to end (lunabox link, sync, ...)\n  \
   deps [--test] [PKG...]   ensure the apt packages for the guest build (and tests)\n  \
   guest [--check]          rebuild guest-lua/lunabox-guest.wasm / check it is up to date\n  \
   guest-smoke [...]        run Lua files in the built guest with stub host imports\n  \
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: &str, rest: &[String]) -> Result<()> {
     match cmd {
+        "demo" => demo::run(rest),
         "deps" => deps::run(rest),
         "guest" => guest::run(rest),
         "guest-smoke" => smoke::run(rest),

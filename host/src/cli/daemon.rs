@@ -17,10 +17,10 @@ pub struct Args {
     #[arg(long)]
     pub once: bool,
     /// How often to run each dSource's status hook.
-    #[arg(long, value_parser = duration_arg, default_value = "30s")]
+    #[arg(long, value_parser = duration_arg, default_value = "30s", value_name = "DURATION")]
     pub interval: Duration,
     /// How often to run each dSource's worker hook.
-    #[arg(long, value_parser = duration_arg, default_value = "10s")]
+    #[arg(long, value_parser = duration_arg, default_value = "10s", value_name = "DURATION")]
     pub worker_interval: Duration,
     /// Print a summary as JSON on stdout when it stops.
     #[arg(long)]

@@ -58,19 +58,19 @@ pub struct LinkArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
     /// Linking parameters from a JSON object (--param entries win).
-    #[arg(long, value_name = "FILE.json")]
+    #[arg(long = "params", value_name = "FILE.json")]
     pub params_file: Option<PathBuf>,
     /// Create the dSource without running the initial SnapSync.
     #[arg(long)]
     pub no_sync: bool,
     /// Let the daemon SnapSync it this often (e.g. 1h).
-    #[arg(long, value_parser = duration_arg)]
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     pub sync_every: Option<Duration>,
     /// Keep at most N snapshots.
     #[arg(long, value_name = "N")]
     pub keep: Option<u32>,
     /// How long to wait for another operation on this dSource.
-    #[arg(long, value_parser = duration_arg, default_value = "10m")]
+    #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
     /// Print the job as JSON on stdout.
     #[arg(long)]
@@ -86,7 +86,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub resync: bool,
     /// How long to wait for another operation on this dSource.
-    #[arg(long, value_parser = duration_arg, default_value = "10m")]
+    #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
     /// Print the job as JSON on stdout.
     #[arg(long)]
@@ -98,7 +98,7 @@ pub struct NameArgs {
     /// The dSource.
     pub name: String,
     /// How long to wait for another operation on this dSource.
-    #[arg(long, value_parser = duration_arg, default_value = "10m")]
+    #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
     /// Print the result as JSON on stdout.
     #[arg(long)]
@@ -129,7 +129,7 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "DURATION|never")]
     pub sync_every: Option<String>,
     /// How long to wait for another operation on this dSource.
-    #[arg(long, value_parser = duration_arg, default_value = "10m")]
+    #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
     /// Print the dSource as JSON on stdout.
     #[arg(long)]
@@ -147,9 +147,9 @@ pub fn link(ctx: &Context, a: LinkArgs) -> anyhow::Result<ExitCode> {
         None => Value::Null,
     };
     let mut params = match &a.params_file {
-        Some(p) => match read_json_file(p, "--params-file")? {
+        Some(p) => match read_json_file(p, "--params")? {
             Value::Object(m) => m,
-            _ => bail!("--params-file `{}` must hold a JSON object", p.display()),
+            _ => bail!("--params `{}` must hold a JSON object", p.display()),
         },
         None => Map::new(),
     };

@@ -14,8 +14,10 @@ use crate::run::executors::local::LocalExecutor;
 use crate::sandbox::{HookOutcome, HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 the chunk returned, 1 Lua error, 3 a limit stopped it, 2 bad usage.\n\
-Run calls (RunBash, ...) run on this machine as the current user.")]
+#[command(
+    after_help = "Exit status: 0 the chunk returned, 1 Lua error, 3 a limit stopped it, 2 bad usage.\n\
+Run calls (RunBash, ...) run on this machine as the current user."
+)]
 pub struct Args {
     /// The Lua chunk to run (`-` reads standard input).
     pub file: PathBuf,
@@ -48,9 +50,11 @@ pub struct Args {
 
 pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let script = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read the chunk from standard input")
+        std::io::read_to_string(std::io::stdin())
+            .context("cannot read the chunk from standard input")
     } else {
-        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))
     };
     let script = match script {
         Ok(s) => s,
@@ -97,11 +101,17 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(super::EXIT_USAGE)
 }
 
-fn read_globals(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn read_globals(
+    path: &std::path::Path,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     match serde_json::from_str(&text) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => anyhow::bail!("{}: --globals must hold a JSON object (name -> value)", path.display()),
+        Ok(_) => anyhow::bail!(
+            "{}: --globals must hold a JSON object (name -> value)",
+            path.display()
+        ),
         Err(e) => anyhow::bail!("{}: not valid JSON: {e}", path.display()),
     }
 }
@@ -129,7 +139,9 @@ pub fn outcome_json(outcome: &HookOutcome) -> serde_json::Value {
             }
             o
         }
-        HookResult::Limit(kind) => json!({ "outcome": "limit", "limit": kind.as_str(), "message": limit_message(*kind) }),
+        HookResult::Limit(kind) => {
+            json!({ "outcome": "limit", "limit": kind.as_str(), "message": limit_message(*kind) })
+        }
     };
     out["stats"] = json!(outcome.stats);
     out["log"] = json!(outcome.log);
@@ -141,10 +153,14 @@ pub fn outcome_json(outcome: &HookOutcome) -> serde_json::Value {
 pub fn limit_message(kind: crate::sandbox::LimitKind) -> &'static str {
     use crate::sandbox::LimitKind::*;
     match kind {
-        Time => "the hook ran past its time limit and was stopped (raise --timeout if it needs longer)",
+        Time => {
+            "the hook ran past its time limit and was stopped (raise --timeout if it needs longer)"
+        }
         Fuel => "the hook used up its fuel (instruction budget) and was stopped (raise --fuel)",
         Memory => "the hook tried to use more memory than allowed and was stopped (raise --memory)",
-        Output => "the hook's returned value or log was larger than allowed (raise --max-result / --max-log)",
+        Output => {
+            "the hook's returned value or log was larger than allowed (raise --max-result / --max-log)"
+        }
         Calls => "the hook made more Run calls than allowed (raise --max-calls)",
     }
 }
@@ -158,7 +174,10 @@ fn print_human(outcome: &HookOutcome) {
         HookResult::Error(e) => {
             eprintln!("error: {}", e.message);
             if let Some(f) = &e.fault {
-                eprintln!("  failed call: {} exited with status {}", f.function, f.exit_code);
+                eprintln!(
+                    "  failed call: {} exited with status {}",
+                    f.function, f.exit_code
+                );
                 if !f.stdout.is_empty() {
                     eprintln!("  stdout: {}", f.stdout.trim_end());
                 }
@@ -173,7 +192,10 @@ fn print_human(outcome: &HookOutcome) {
         HookResult::Limit(kind) => eprintln!("limit ({kind}): {}", limit_message(*kind)),
     }
     let s = &outcome.stats;
-    let fuel = s.fuel_used.map(|f| format!(", fuel {f}")).unwrap_or_default();
+    let fuel = s
+        .fuel_used
+        .map(|f| format!(", fuel {f}"))
+        .unwrap_or_default();
     eprintln!(
         "({:.1} ms, peak memory {} KiB, {} Run calls{fuel})",
         s.wall,

@@ -122,8 +122,3 @@ pub struct Context {
     /// `--state` / `LUNABOX_STATE`, if given.
     pub state: Option<std::path::PathBuf>,
 }
-
-/// The error for a command that is not built yet.
-fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`lunabox {what}` is not available in this build yet")
-}

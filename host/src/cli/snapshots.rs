@@ -33,7 +33,7 @@ pub enum Command {
         /// Destination directory (must not exist, or be empty).
         dir: PathBuf,
         /// How long to wait for another operation on this dSource.
-        #[arg(long, value_parser = duration_arg, default_value = "10m")]
+        #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
         lock_timeout: Duration,
         /// Print JSON on stdout.
         #[arg(long)]
@@ -47,7 +47,7 @@ pub enum Command {
         /// The snapshot id.
         snapshot: u64,
         /// How long to wait for another operation on this dSource.
-        #[arg(long, value_parser = duration_arg, default_value = "10m")]
+        #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
         lock_timeout: Duration,
         /// Print JSON on stdout.
         #[arg(long)]

@@ -21,7 +21,7 @@ pub enum Command {
         /// A toolkit directory or a built toolkit .json file.
         path: PathBuf,
         /// How long to wait for another operation on a dSource being upgraded.
-        #[arg(long, value_parser = duration_arg, default_value = "10m")]
+        #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
         lock_timeout: Duration,
         /// Print JSON on stdout.
         #[arg(long)]

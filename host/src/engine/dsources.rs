@@ -20,6 +20,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// `staged` or `direct`.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Staged => "staged",

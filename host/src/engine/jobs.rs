@@ -18,12 +18,16 @@ use super::state::{State, now_ms};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Its process is working on it (or died; see [`recover_interrupted`]).
     Running,
+    /// Every step succeeded.
     Succeeded,
+    /// A step failed, or the job was interrupted.
     Failed,
 }
 
 impl JobState {
+    /// The name stored and shown (`running`, `succeeded`, `failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Running => "running",
@@ -44,13 +48,16 @@ impl JobState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// The step did its work.
     Ok,
+    /// The step failed (a fault says why).
     Failed,
     /// Not run because an earlier step failed.
     Skipped,
 }
 
 impl Outcome {
+    /// The name stored and shown (`ok`, `failed`, `skipped`).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

@@ -57,6 +57,7 @@ pub struct LinkReport {
 }
 
 impl LinkReport {
+    /// Whether linking (and the initial SnapSync) succeeded.
     pub fn ok(&self) -> bool {
         self.job.state == jobs::JobState::Succeeded
     }
@@ -230,7 +231,7 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         data_directory,
         mount_path: None,
         enabled: true,
-        needs_resync: true,
+        needs_resync: kind == SourceKind::Staged,
         next_snapshot: 1,
         sync_every_ms: req.sync_every.map(|d| d.as_millis() as i64),
         keep: req.keep,

@@ -33,6 +33,7 @@ pub struct Stderr {
 }
 
 impl Stderr {
+    /// A reporter on stderr; `prefix` (e.g. a dSource name) starts each line.
     pub fn new(prefix: Option<&str>) -> Stderr {
         Stderr {
             prefix: prefix.map(|p| format!("[{p}] ")).unwrap_or_default(),
@@ -97,6 +98,7 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// A whole-line reporter whose lines start with `[prefix] `.
     pub fn new(prefix: &str) -> Lines {
         Lines {
             prefix: format!("[{prefix}] "),

@@ -54,6 +54,7 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Why a snapshot could not be built, read, exported or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// A file operation failed.
     #[error("snapshot: cannot {action} `{}`: {source}", path.display())]
     Io {
         action: String,
@@ -65,11 +66,13 @@ pub enum SnapshotError {
         "snapshot {id}: its manifest `{}` is damaged ({detail}); remove it with `lunabox snapshot rm`",
         path.display()
     )]
+    /// A snapshot's manifest cannot be read.
     Manifest {
         id: u64,
         path: PathBuf,
         detail: String,
     },
+    /// The request cannot be carried out (the message says why).
     #[error("{0}")]
     Invalid(String),
 }

@@ -38,6 +38,7 @@ pub struct ToggleReport {
 }
 
 impl ToggleReport {
+    /// Whether the dSource is now in the asked state.
     pub fn ok(&self) -> bool {
         self.job
             .as_ref()

@@ -53,11 +53,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Installed> {
 
 const COLUMNS: &str = "name, version, pretty_name, sha256, installed_ms, built_json";
 
-/// Whether storing `built_json` as `name` `version` would be new, the same
-/// as what is installed, or a conflicting rebuild of an installed version.
+/// What storing a built toolkit did (a conflicting rebuild of an
+/// installed version is an error instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
+    /// A version not installed before.
     New,
+    /// The same bytes were already installed under this version.
     Unchanged,
 }
 

@@ -12,7 +12,11 @@ use wasmtime::component::Component;
 
 /// Load the compiled component from `dir`, or compile it and store it there.
 /// A cache file that cannot be read or written only costs a compile.
-pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> anyhow::Result<Component> {
+pub fn load_or_compile(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: Option<&Path>,
+) -> anyhow::Result<Component> {
     let Some(dir) = dir else {
         return compile(engine, wasm);
     };
@@ -23,7 +27,9 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> anyh
         // ever replaced by an atomic rename; wasmtime checks its header too.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(c) => return Ok(c),
-            Err(e) => tracing::warn!(path = %path.display(), "ignoring unreadable component cache: {e}"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unreadable component cache: {e}")
+            }
         }
     }
     let component = compile(engine, wasm)?;
@@ -40,7 +46,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Component> {
         );
     }
     let _span = tracing::info_span!("compile_component", bytes = wasm.len()).entered();
-    Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("cannot compile the guest component: {e:#}"))
+    Component::new(engine, wasm)
+        .map_err(|e| anyhow::anyhow!("cannot compile the guest component: {e:#}"))
 }
 
 fn store(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
@@ -57,7 +64,11 @@ pub fn cache_file_name(engine: &Engine, wasm: &[u8]) -> String {
     let digest = Sha256::digest(wasm);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    format!("guest-{}-{:016x}.cwasm", &hex::encode(digest)[..16], h.finish())
+    format!(
+        "guest-{}-{:016x}.cwasm",
+        &hex::encode(digest)[..16],
+        h.finish()
+    )
 }
 
 /// Where the cache lives by default: `$XDG_CACHE_HOME/lunabox` (or the

@@ -185,7 +185,11 @@ pub struct Runtime {
 
 impl HookRequest {
     /// A request with default limits, no globals and no resources.
-    pub fn new(script: impl Into<String>, chunk_name: impl Into<String>, executor: Arc<dyn Executor>) -> Self {
+    pub fn new(
+        script: impl Into<String>,
+        chunk_name: impl Into<String>,
+        executor: Arc<dyn Executor>,
+    ) -> Self {
         HookRequest {
             script: script.into(),
             chunk_name: chunk_name.into(),
@@ -223,8 +227,11 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
         let cache_dir = config.cache_dir.clone().or_else(cache::default_dir);
         let plain = engine::Flavor::new(&config, false, GUEST_COMPONENT, cache_dir.as_deref())?;
-        let scratch = scratch::ScratchPool::new()
-            .map_err(|e| anyhow::anyhow!("cannot make a directory for hooks' scratch space under the temp dir: {e}"))?;
+        let scratch = scratch::ScratchPool::new().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot make a directory for hooks' scratch space under the temp dir: {e}"
+            )
+        })?;
         Ok(Runtime {
             config,
             cache_dir,
@@ -240,8 +247,13 @@ impl Runtime {
         }
         self.metered
             .get_or_init(|| {
-                engine::Flavor::new(&self.config, true, GUEST_COMPONENT, self.cache_dir.as_deref())
-                    .map_err(|e| format!("{e:#}"))
+                engine::Flavor::new(
+                    &self.config,
+                    true,
+                    GUEST_COMPONENT,
+                    self.cache_dir.as_deref(),
+                )
+                .map_err(|e| format!("{e:#}"))
             })
             .as_ref()
             .map_err(|e| e.clone())
@@ -273,7 +285,12 @@ impl Runtime {
         };
         let outcome = match self.run_inner(request, options, started) {
             Ok(o) => o,
-            Err(message) => return Err(SyntaxError { line: None, message }),
+            Err(message) => {
+                return Err(SyntaxError {
+                    line: None,
+                    message,
+                });
+            }
         };
         match outcome.result {
             HookResult::Ok(_) => Ok(()),
@@ -340,16 +357,25 @@ impl Runtime {
 
         let globals = serde_json::Value::Object(request.globals).to_string();
         let call = flavor.pre.instantiate(&mut store).and_then(|hook| {
-            hook.lunabox_hook_runner()
-                .call_run_hook(&mut store, &request.script, &request.chunk_name, &globals, options)
+            hook.lunabox_hook_runner().call_run_hook(
+                &mut store,
+                &request.script,
+                &request.chunk_name,
+                &globals,
+                options,
+            )
         });
-        let fuel_used = limits.fuel.map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let fuel_used = limits
+            .fuel
+            .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
         let result = match call {
             Ok(Ok(json)) => match serde_json::from_str(&json) {
                 Ok(v) => HookResult::Ok(v),
                 Err(e) => HookResult::Error(HookError {
                     kind: ErrorKind::BadResult,
-                    message: format!("the hook's result is not valid JSON ({e}); this is a lunabox bug"),
+                    message: format!(
+                        "the hook's result is not valid JSON ({e}); this is a lunabox bug"
+                    ),
                     traceback: None,
                     fault: None,
                 }),
@@ -384,7 +410,9 @@ fn hook_error(err: bindings::runner::HookError, last_failed: Option<RunFault>) -
         K::Memory => return HookResult::Limit(LimitKind::Memory),
     };
     let fault = err.exit.map(|x| RunFault {
-        function: last_failed.map(|f| f.function).unwrap_or_else(|| "Run".to_string()),
+        function: last_failed
+            .map(|f| f.function)
+            .unwrap_or_else(|| "Run".to_string()),
         exit_code: x.exit_code,
         stdout: x.stdout,
         stderr: x.stderr,
@@ -426,7 +454,13 @@ fn syntax_error_line(message: &str, chunk_name: &str) -> Option<u32> {
 struct NoRunCalls;
 
 impl Executor for NoRunCalls {
-    fn execute(&self, _call: &crate::run::RunCall, _ctx: &crate::run::RunContext) -> Result<crate::run::RawResult, crate::run::ExecError> {
-        Err(crate::run::ExecError::Unavailable("no Run calls while checking syntax".into()))
+    fn execute(
+        &self,
+        _call: &crate::run::RunCall,
+        _ctx: &crate::run::RunContext,
+    ) -> Result<crate::run::RawResult, crate::run::ExecError> {
+        Err(crate::run::ExecError::Unavailable(
+            "no Run calls while checking syntax".into(),
+        ))
     }
 }

@@ -10,7 +10,9 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::host::{self, ExitFailure, LogLevel, RunFailure as WitRunFailure, RunFunction as WitRunFunction};
+use super::bindings::host::{
+    self, ExitFailure, LogLevel, RunFailure as WitRunFailure, RunFunction as WitRunFunction,
+};
 use super::limits::{LimitHit, LimitKind, Limits, MemoryCap};
 use super::{LogLine, RunFault};
 use crate::run::{self, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry};
@@ -83,15 +85,27 @@ impl host::Host for HookState {
             resources: self.resources.clone(),
         };
         let _span = tracing::info_span!("run_call", function = function.name()).entered();
-        let (result, entry) = run::perform(function, &call_json, self.executor.as_ref(), &ctx, &self.secrets);
+        let (result, entry) = run::perform(
+            function,
+            &call_json,
+            self.executor.as_ref(),
+            &ctx,
+            &self.secrets,
+        );
         self.transcript.push(entry);
         match result {
             Ok(Some(value)) => Ok(Ok(Some(value.to_string()))),
             Ok(None) => Ok(Ok(None)),
-            Err(RunFailure::Deadline { .. }) => Err(wasmtime::Error::new(LimitHit(LimitKind::Time))),
+            Err(RunFailure::Deadline { .. }) => {
+                Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
+            }
             Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(mask(&m, &self.secrets)))),
-            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(mask(&m, &self.secrets)))),
-            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(mask(&m, &self.secrets)))),
+            Err(RunFailure::BadOutput(m)) => {
+                Ok(Err(WitRunFailure::BadOutput(mask(&m, &self.secrets))))
+            }
+            Err(RunFailure::Unavailable(m)) => {
+                Ok(Err(WitRunFailure::Unavailable(mask(&m, &self.secrets))))
+            }
             Err(RunFailure::Exit {
                 exit_code,
                 stdout,
@@ -144,7 +158,11 @@ impl host::Host for HookState {
         Ok(())
     }
 
-    fn validate_json(&mut self, schema_json: String, value_json: String) -> wasmtime::Result<Result<(), String>> {
+    fn validate_json(
+        &mut self,
+        schema_json: String,
+        value_json: String,
+    ) -> wasmtime::Result<Result<(), String>> {
         Ok(validate_json_text(&schema_json, &value_json))
     }
 }
@@ -165,5 +183,9 @@ pub fn validate_json_text(schema_json: &str, value_json: &str) -> Result<(), Str
             format!("{}: {e}", if at.is_empty() { "/" } else { at.as_str() })
         })
         .collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }
