@@ -7,46 +7,56 @@
 //!   an argument, not on stdin, because scripts may read stdin; `NAME`, the
 //!   resource name, becomes `$0` so bash's errors name the script).
 //!   `RunCommand`: `/bin/sh -c SCRIPT NAME`. `RunExpect`: `expect -f FILE`
-//!   with the script in the call's private directory (`expect -c` reports
-//!   Tcl errors with exit status 0, so a file it is). `RunPowerShell`:
+//!   with the script in a private file (`expect -c` reports Tcl errors with
+//!   exit status 0, so a file it is). `RunPowerShell`:
 //!   `pwsh -NoProfile -NonInteractive -Command SCRIPT` when `pwsh` is
 //!   installed. `RunSync`: `rsync`, see [`super::sync`]. A script too long
-//!   for one argument (128 KiB) is also passed as a file.
-//! - **Files.** A private directory per call (mode 0700, or 0711 when the
-//!   command runs as another user, so that user can reach but not list or
-//!   replace its files) holding the fresh, empty output file (mode 0600,
+//!   for one argument (128 KiB) is also passed as a file. Where a program
+//!   lives is looked up once per executor; a cached path that no longer
+//!   starts is looked up again.
+//! - **Files.** Each executor has one private directory, made when its
+//!   first call needs it (in `/dev/shm` when that is a writable RAM file
+//!   system with room, else in the temp directory; mode 0700, or 0711 once
+//!   a command runs as another user, so that user can reach but not list or
+//!   replace its files) and removed when the executor is dropped. Each call
+//!   gets a fresh, empty output file there (created exclusively, mode 0600,
 //!   owned by the user the command runs as) named by `$DLPX_OUTPUT_FILE`.
 //!   It is read through the descriptor lunabox created, so a command cannot
-//!   make lunabox read another file. The directory is removed afterwards.
+//!   make lunabox read another file. The call's files are removed when the
+//!   call ends.
 //! - **Environment.** Not lunabox's own: `PATH`, `HOME`, `USER`, `LOGNAME`,
 //!   `SHELL`, `LANG=C.UTF-8`, then the call's variables, then
 //!   `DLPX_OUTPUT_FILE`. stdin is `/dev/null`.
 //! - **User.** See [`super::account`]: the environment user, from its home
-//!   directory; lunabox switches to it when running as root.
-//! - **Process.** The child leads its own process group. stdout and stderr
-//!   are read by two threads, each keeping at most
-//!   [`RunContext::capture_limit`] bytes and dropping the rest. The call
-//!   ends when the child has exited *and* both pipes are closed, so a
-//!   background job that keeps stdout open holds the call. At the hook's
-//!   deadline the whole process group gets SIGKILL, the child is reaped and
-//!   the call ends with [`ExecError::Deadline`]. A process that left the
-//!   group (`setsid`) is out of reach; its pipe is abandoned after a grace
-//!   period. Background jobs still running when a call ends normally are
-//!   left alone (starting a database with `nohup ... &` is a real pattern).
+//!   directory; lunabox switches to it when running as root. Accounts (and
+//!   their groups) are looked up once per executor and user name.
+//! - **Process.** The child leads its own process group. The calling thread
+//!   watches it with `poll(2)` on its stdout and stderr pipes and a pidfd
+//!   (no threads), keeping at most [`RunContext::capture_limit`] bytes of
+//!   each stream and dropping the rest. The call ends when the child has
+//!   exited *and* both pipes are closed, so a background job that keeps
+//!   stdout open holds the call. At the hook's deadline the whole process
+//!   group gets SIGKILL, the child is reaped and the call ends with
+//!   [`ExecError::Deadline`]. A process that left the group (`setsid`) is
+//!   out of reach; its pipe is closed after a grace period. Background jobs
+//!   still running when a call ends normally are left alone (starting a
+//!   database with `nohup ... &` is a real pattern).
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::account::{self, RunAs};
+use super::account::{self, Account, RunAs};
 use super::sync;
 use crate::run::{ExecError, Executor, RawResult, RunCall, RunContext, RunFunction};
 
@@ -63,8 +73,16 @@ pub const OUTPUT_LIMIT: u64 = 64 << 20;
 /// How long, after the deadline's SIGKILL, to wait for pipes to close.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs every Run call on this machine. Cheap to create; holds only
-/// configuration.
+/// The RAM file system preferred for the call files.
+const SHM_DIR: &str = "/dev/shm";
+
+/// Free space `/dev/shm` must have to hold the call files (a full output
+/// file and then some); a small one (containers often get 64 MiB) is not
+/// used.
+const SHM_MIN_FREE: u64 = 4 * OUTPUT_LIMIT;
+
+/// Runs every Run call on this machine. Cheap to create; clones share
+/// their caches and their private directory.
 #[derive(Debug, Clone, Default)]
 pub struct LocalExecutor {
     /// `PATH` given to commands (default [`DEFAULT_PATH`]).
@@ -72,6 +90,26 @@ pub struct LocalExecutor {
     /// Where lunabox looks for bash, expect, pwsh, rsync and setpriv
     /// (default: lunabox's own `PATH`, then [`DEFAULT_PATH`]).
     program_dirs: Option<Vec<PathBuf>>,
+    /// What this executor (and its clones) looked up or made once.
+    state: Arc<State>,
+}
+
+/// An executor's caches and private directory (removed on drop).
+#[derive(Debug, Default)]
+struct State {
+    /// Program name -> full path (found ones only).
+    programs: Mutex<HashMap<String, PathBuf>>,
+    /// The account lunabox runs as.
+    me: OnceLock<Account>,
+    /// Requested user (trimmed, "" for none) -> who runs the call (resolved
+    /// ones only).
+    users: Mutex<HashMap<String, RunAs>>,
+    /// The private directory for call files, made on first use.
+    files: Mutex<Option<Arc<FileDir>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LocalExecutor {
@@ -84,6 +122,7 @@ impl LocalExecutor {
     /// simulated program first). A call's own `PATH` variable still wins.
     pub fn with_command_path(mut self, path: impl Into<String>) -> LocalExecutor {
         self.command_path = Some(path.into());
+        self.state = Arc::default();
         self
     }
 
@@ -91,11 +130,28 @@ impl LocalExecutor {
     /// setpriv) only in these directories, instead of lunabox's `PATH`.
     pub fn with_program_dirs(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> LocalExecutor {
         self.program_dirs = Some(dirs.into_iter().collect());
+        self.state = Arc::default();
         self
     }
 
-    /// The full path of `name` among the program directories.
+    /// The full path of `name` among the program directories. A path found
+    /// once is remembered by this executor (see [`Self::forget_program`]).
     pub fn find_program(&self, name: &str) -> Option<PathBuf> {
+        if let Some(p) = lock(&self.state.programs).get(name) {
+            return Some(p.clone());
+        }
+        let found = self.search_program(name)?;
+        lock(&self.state.programs).insert(name.to_string(), found.clone());
+        Some(found)
+    }
+
+    /// Drop the remembered path of `name`, so the next
+    /// [`Self::find_program`] searches again.
+    pub fn forget_program(&self, name: &str) {
+        lock(&self.state.programs).remove(name);
+    }
+
+    fn search_program(&self, name: &str) -> Option<PathBuf> {
         let dirs: Vec<PathBuf> = match &self.program_dirs {
             Some(d) => d.clone(),
             None => {
@@ -115,7 +171,7 @@ impl LocalExecutor {
             })
     }
 
-    fn require_program(
+    pub(super) fn require_program(
         &self,
         name: &str,
         function: RunFunction,
@@ -127,29 +183,38 @@ impl LocalExecutor {
             ))
         })
     }
+
+    /// Who runs a call that asks for `requested` (remembered per name once
+    /// resolved; failures are not remembered).
+    fn run_as(&self, requested: Option<&str>) -> Result<RunAs, ExecError> {
+        let key = requested.map_or("", str::trim);
+        if let Some(r) = lock(&self.state.users).get(key) {
+            return Ok(r.clone());
+        }
+        let me = self.state.me.get_or_init(account::current);
+        let r = account::resolve(requested, me, &|n| account::by_name(n))?;
+        lock(&self.state.users).insert(key.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// This executor's private directory, made on first use.
+    fn file_dir(&self) -> Result<Arc<FileDir>, ExecError> {
+        let mut files = lock(&self.state.files);
+        if let Some(d) = files.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(FileDir::create()?);
+        *files = Some(d.clone());
+        Ok(d)
+    }
 }
 
 impl Executor for LocalExecutor {
     fn execute(&self, call: &RunCall, ctx: &RunContext) -> Result<RawResult, ExecError> {
         let started = Instant::now();
         // Find the program first: a missing program is the clearest error.
-        let program = match call.function {
-            RunFunction::RunBash => self.require_program("bash", call.function, "install bash")?,
-            RunFunction::RunCommand => PathBuf::from("/bin/sh"),
-            RunFunction::RunExpect => {
-                self.require_program("expect", call.function, "install Expect (e.g. `apt-get install expect`)")?
-            }
-            RunFunction::RunPowerShell => self.find_program("pwsh").ok_or_else(|| {
-                ExecError::Unavailable(
-                    "RunPowerShell needs PowerShell (`pwsh`) on the host; install it or run this hook on a \
-                     Windows environment"
-                        .to_string(),
-                )
-            })?,
-            RunFunction::RunSync => self.require_program("rsync", call.function, "install rsync")?,
-        };
-        let me = account::current();
-        let run_as = account::resolve(call.target.user.as_deref(), &me, &|n| account::by_name(n))?;
+        let (looked_up, program) = self.program_for(call.function)?;
+        let run_as = self.run_as(call.target.user.as_deref())?;
         check_home(&run_as)?;
 
         if call.function == RunFunction::RunSync {
@@ -162,12 +227,18 @@ impl Executor for LocalExecutor {
             } else {
                 None
             };
-            let mut raw = sync::run(self, call, ctx, &run_as, &program, setpriv.as_deref())?;
+            let result = sync::run(self, call, ctx, &run_as, &program, setpriv.as_deref());
+            if result.is_err() {
+                // A stale remembered path must not outlive a failed copy.
+                self.forget_program("rsync");
+                self.forget_program("setpriv");
+            }
+            let mut raw = result?;
             raw.duration = started.elapsed();
             return Ok(raw);
         }
 
-        let dir = CallDir::new(&run_as)?;
+        let mut files = CallFiles::new(self.file_dir()?, &run_as)?;
         let script = call.command.as_deref().unwrap_or_default();
         let name = crate::run::resource_of(script, &ctx.resources)
             .unwrap_or_else(|| call.function.name().to_string());
@@ -175,36 +246,50 @@ impl Executor for LocalExecutor {
         match call.function {
             RunFunction::RunBash | RunFunction::RunCommand => {
                 if script.len() > MAX_ARG_SCRIPT {
-                    args.push(dir.write_file("script", script.as_bytes(), &run_as)?.into());
+                    args.push(files.write_file("", script.as_bytes(), &run_as)?.into());
                 } else {
                     args.extend(["-c".into(), script.into(), name.into()]);
                 }
             }
             RunFunction::RunExpect => {
                 args.push("-f".into());
-                args.push(
-                    dir.write_file("script.exp", script.as_bytes(), &run_as)?
-                        .into(),
-                );
+                args.push(files.write_file(".exp", script.as_bytes(), &run_as)?.into());
             }
             RunFunction::RunPowerShell => {
                 args.extend(["-NoProfile".into(), "-NonInteractive".into()]);
                 if script.len() > MAX_ARG_SCRIPT {
                     args.push("-File".into());
-                    args.push(
-                        dir.write_file("script.ps1", script.as_bytes(), &run_as)?
-                            .into(),
-                    );
+                    args.push(files.write_file(".ps1", script.as_bytes(), &run_as)?.into());
                 } else {
                     args.extend(["-Command".into(), script.into()]);
                 }
             }
             RunFunction::RunSync => unreachable!("handled above"),
         }
-        let mut cmd = self.command(&program, &args, call, &run_as);
-        cmd.env("DLPX_OUTPUT_FILE", &dir.output_path);
-        let finished = supervise(cmd, &program, &run_as, ctx)?;
-        let (output, output_truncated) = dir.read_output()?;
+        let build = |program: &Path| {
+            let mut cmd = self.command(program, &args, call, &run_as);
+            cmd.env("DLPX_OUTPUT_FILE", &files.output_path);
+            cmd
+        };
+        let child = match build(&program).spawn() {
+            Ok(child) => child,
+            Err(e) if !looked_up.is_empty() && e.kind() == io::ErrorKind::NotFound => {
+                // The remembered path may be stale (the program was moved or
+                // removed since): look again, once.
+                self.forget_program(looked_up);
+                let (_, found) = self.program_for(call.function)?;
+                if found == program {
+                    return Err(spawn_error(&program, &run_as, &e));
+                }
+                build(&found)
+                    .spawn()
+                    .map_err(|e| spawn_error(&found, &run_as, &e))?
+            }
+            Err(e) => return Err(spawn_error(&program, &run_as, &e)),
+        };
+        let finished = watch(child, &program, ctx)?;
+        let (output, output_truncated) = files.read_output()?;
+        drop(files);
         Ok(RawResult {
             exit_code: finished.exit_code,
             signal: finished.signal,
@@ -215,6 +300,29 @@ impl Executor for LocalExecutor {
             output,
             output_truncated,
             duration: started.elapsed(),
+        })
+    }
+}
+
+impl LocalExecutor {
+    /// The program that runs `function`'s calls, and the name it was looked
+    /// up by ("" for the fixed `/bin/sh`).
+    fn program_for(&self, function: RunFunction) -> Result<(&'static str, PathBuf), ExecError> {
+        Ok(match function {
+            RunFunction::RunBash => ("bash", self.require_program("bash", function, "install bash")?),
+            RunFunction::RunCommand => ("", PathBuf::from("/bin/sh")),
+            RunFunction::RunExpect => (
+                "expect",
+                self.require_program("expect", function, "install Expect (e.g. `apt-get install expect`)")?,
+            ),
+            RunFunction::RunPowerShell => ("pwsh", self.find_program("pwsh").ok_or_else(|| {
+                ExecError::Unavailable(
+                    "RunPowerShell needs PowerShell (`pwsh`) on the host; install it or run this hook on a \
+                     Windows environment"
+                        .to_string(),
+                )
+            })?),
+            RunFunction::RunSync => ("rsync", self.require_program("rsync", function, "install rsync")?),
         })
     }
 }
@@ -289,73 +397,159 @@ fn check_home(run_as: &RunAs) -> Result<(), ExecError> {
     }
 }
 
-/// The call's private directory and output file.
-pub(super) struct CallDir {
+/// An executor's private directory for call files (removed on drop).
+#[derive(Debug)]
+struct FileDir {
     dir: tempfile::TempDir,
-    output_path: PathBuf,
-    output: File,
+    /// Mode 0711 already (a command ran as another user).
+    traversable: AtomicBool,
+    /// Numbers the call files.
+    next: AtomicU64,
 }
 
-impl CallDir {
-    pub(super) fn new(run_as: &RunAs) -> Result<CallDir, ExecError> {
-        let fail = |what: &str, e: io::Error| {
-            ExecError::Unavailable(format!(
-                "could not create the call's {what} in {}: {e}",
-                std::env::temp_dir().display()
-            ))
+impl FileDir {
+    /// Make the directory (mode 0700) in `/dev/shm` when it is usable, else
+    /// in the temp directory.
+    fn create() -> Result<FileDir, ExecError> {
+        let make = |parent: &Path| {
+            tempfile::Builder::new()
+                .prefix("lunabox-run-")
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir_in(parent)
         };
-        let dir = tempfile::Builder::new()
-            .prefix("lunabox-run-")
-            .tempdir()
-            .map_err(|e| fail("private directory", e))?;
-        if run_as.switches() {
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| fail("private directory", e))?;
-        }
-        let output_path = dir.path().join("output.json");
-        let output = Self::create(&output_path, run_as).map_err(|e| fail("output file", e))?;
-        Ok(CallDir {
+        let shm = Path::new(SHM_DIR);
+        let dir = match ram_dir_usable(shm).then(|| make(shm)) {
+            Some(Ok(d)) => d,
+            _ => {
+                let tmp = std::env::temp_dir();
+                make(&tmp).map_err(|e| {
+                    ExecError::Unavailable(format!(
+                        "could not create lunabox's private directory for call files in {}: {e}; \
+                         make the temp directory writable (or set TMPDIR to one that is)",
+                        tmp.display()
+                    ))
+                })?
+            }
+        };
+        Ok(FileDir {
             dir,
-            output_path,
-            output,
+            traversable: AtomicBool::new(false),
+            next: AtomicU64::new(0),
         })
     }
 
-    fn create(path: &Path, run_as: &RunAs) -> io::Result<File> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
-        if run_as.switches() {
-            std::os::unix::fs::fchown(&file, Some(run_as.account.uid), Some(run_as.account.gid))?;
+    /// Let other users reach (not list) the directory's files.
+    fn open_to_other_users(&self) -> io::Result<()> {
+        if !self.traversable.load(Ordering::Acquire) {
+            std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
+            self.traversable.store(true, Ordering::Release);
         }
-        Ok(file)
+        Ok(())
     }
 
-    /// Write `contents` to a new file `name` in the directory (readable by
-    /// the command's user only) and return its path.
+    /// Create a new, empty file (mode 0600, owned by the command's user)
+    /// named `<kind>-<n><suffix>`; never reuses an existing name.
+    fn create_file(&self, kind: &str, suffix: &str, run_as: &RunAs) -> io::Result<(PathBuf, File)> {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.path().join(format!("{kind}-{n}{suffix}"));
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            if run_as.switches() {
+                if let Err(e) = std::os::unix::fs::fchown(
+                    &file,
+                    Some(run_as.account.uid),
+                    Some(run_as.account.gid),
+                ) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            }
+            return Ok((path, file));
+        }
+    }
+}
+
+/// Whether `dir` is a writable RAM file system with room for call files.
+fn ram_dir_usable(dir: &Path) -> bool {
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain data; zeroed is a valid initial value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated; fs is valid for writing.
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return false;
+    }
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let free = (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64);
+    // SAFETY: c is NUL-terminated.
+    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+    fs.f_type as i64 == TMPFS_MAGIC && free >= SHM_MIN_FREE && writable
+}
+
+/// One call's files in the executor's directory: the output file and
+/// perhaps a script. Removed on drop.
+pub(super) struct CallFiles {
+    dir: Arc<FileDir>,
+    output_path: PathBuf,
+    output: File,
+    scripts: Vec<PathBuf>,
+}
+
+impl CallFiles {
+    fn new(dir: Arc<FileDir>, run_as: &RunAs) -> Result<CallFiles, ExecError> {
+        let fail = |what: &str, e: io::Error| {
+            ExecError::Unavailable(format!(
+                "could not create the call's {what} in {}: {e}",
+                dir.dir.path().display()
+            ))
+        };
+        if run_as.switches() {
+            dir.open_to_other_users()
+                .map_err(|e| fail("private directory", e))?;
+        }
+        let (output_path, output) = dir
+            .create_file("output", ".json", run_as)
+            .map_err(|e| fail("output file", e))?;
+        Ok(CallFiles {
+            dir,
+            output_path,
+            output,
+            scripts: Vec::new(),
+        })
+    }
+
+    /// Write `contents` to a new file (readable by the command's user only)
+    /// ending in `suffix` and return its path.
     fn write_file(
-        &self,
-        name: &str,
+        &mut self,
+        suffix: &str,
         contents: &[u8],
         run_as: &RunAs,
     ) -> Result<PathBuf, ExecError> {
-        let path = self.dir.path().join(name);
-        let mut f = Self::create(&path, run_as).map_err(|e| {
+        let fail = |e: io::Error| {
             ExecError::Unavailable(format!(
-                "could not write the script to {}: {e}",
-                path.display()
+                "could not write the script to a file in {}: {e}",
+                self.dir.dir.path().display()
             ))
-        })?;
-        f.write_all(contents).map_err(|e| {
-            ExecError::Unavailable(format!(
-                "could not write the script to {}: {e}",
-                path.display()
-            ))
-        })?;
+        };
+        let (path, mut f) = self
+            .dir
+            .create_file("script", suffix, run_as)
+            .map_err(fail)?;
+        self.scripts.push(path.clone());
+        f.write_all(contents).map_err(fail)?;
         Ok(path)
     }
 
@@ -378,6 +572,16 @@ impl CallDir {
     }
 }
 
+impl Drop for CallFiles {
+    fn drop(&mut self) {
+        for p in std::iter::once(&self.output_path).chain(&self.scripts) {
+            if let Err(e) = std::fs::remove_file(p) {
+                tracing::debug!(path = %p.display(), "could not remove a call file: {e}");
+            }
+        }
+    }
+}
+
 /// How a supervised process ended.
 #[derive(Debug, Default)]
 pub(super) struct Finished {
@@ -389,15 +593,60 @@ pub(super) struct Finished {
     pub stderr_truncated: bool,
 }
 
-#[derive(Default)]
+/// One output stream being read: its pipe (until closed) and what was kept.
 struct Capture {
+    pipe: Option<OwnedFd>,
     data: Vec<u8>,
     dropped: u64,
 }
 
-enum Event {
-    Closed,
-    Exited(io::Result<ExitStatus>),
+impl Capture {
+    fn new(pipe: Option<impl Into<OwnedFd>>) -> Capture {
+        Capture {
+            pipe: pipe.map(Into::into),
+            data: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    /// Read once from the pipe (poll said it is ready, so this does not
+    /// block), keeping at most `cap` bytes in all; closes it at its end.
+    fn read(&mut self, chunk: &mut Vec<u8>, cap: usize) {
+        let Some(pipe) = &self.pipe else { return };
+        if chunk.is_empty() {
+            chunk.resize(64 * 1024, 0);
+        }
+        // SAFETY: chunk is valid for writing chunk.len() bytes.
+        let n = unsafe { libc::read(pipe.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n > 0 {
+            let n = n as usize;
+            let room = cap.saturating_sub(self.data.len()).min(n);
+            self.data.extend_from_slice(&chunk[..room]);
+            self.dropped += (n - room) as u64;
+        } else if n == 0 {
+            self.pipe = None;
+        } else {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                self.pipe = None;
+            }
+        }
+    }
+
+    /// The captured text (lossy UTF-8) and whether some was dropped.
+    fn text(&self) -> (String, bool) {
+        (
+            String::from_utf8_lossy(&self.data).into_owned(),
+            self.dropped > 0,
+        )
+    }
 }
 
 /// Spawn `cmd` and wait until it has exited and closed stdout and stderr,
@@ -408,125 +657,164 @@ pub(super) fn supervise(
     run_as: &RunAs,
     ctx: &RunContext,
 ) -> Result<Finished, ExecError> {
-    let mut child = cmd.spawn().map_err(|e| spawn_error(program, run_as, &e))?;
+    let child = cmd.spawn().map_err(|e| spawn_error(program, run_as, &e))?;
+    watch(child, program, ctx)
+}
+
+/// A pidfd for our unreaped child `pid` (readable once it has exited), or
+/// `None` where the kernel has none (before Linux 5.3).
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: on success fd is a new descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Watch a started child from this thread until it has exited and closed
+/// stdout and stderr, or until the deadline (then kill its process group).
+///
+/// The child is reaped only at the end, so its pid, which is the process
+/// group's id, cannot be reused while the group may still be killed.
+fn watch(mut child: Child, program: &Path, ctx: &RunContext) -> Result<Finished, ExecError> {
     let pgid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel::<Event>();
-    let out = Arc::new(Mutex::new(Capture::default()));
-    let err = Arc::new(Mutex::new(Capture::default()));
-    let streams = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    let mut streams = [
+        Capture::new(child.stdout.take()),
+        Capture::new(child.stderr.take()),
     ];
-    let mut open = 0;
-    let mut spawn_failed = None;
-    for (stream, buf) in streams.into_iter().zip([out.clone(), err.clone()]) {
-        let Some(stream) = stream else { continue };
-        match spawn_reader(stream, ctx.capture_limit, buf, tx.clone()) {
-            Ok(()) => open += 1,
-            Err(e) => spawn_failed = Some(e),
+    let mut pidfd = pidfd_open(pgid);
+    let have_pidfd = pidfd.is_some();
+    let mut exited = false;
+    let mut chunk = Vec::new();
+    let mut deadline = ctx.deadline;
+    let mut killed = false;
+    // Without a pidfd, how long to sleep between checks once the pipes are
+    // closed and the child has not exited yet.
+    let mut nap = Duration::from_micros(50);
+    loop {
+        let open = streams.iter().any(|s| s.pipe.is_some());
+        if !open && exited {
+            break;
         }
-    }
-    let waiter = {
-        let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("run-wait".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let _ = tx.send(Event::Exited(child.wait()));
-            })
-    };
-    drop(tx);
-    let waiter_started = waiter.is_ok();
-    if let Err(e) = waiter {
-        spawn_failed = Some(e);
-    }
-    if let Some(e) = spawn_failed {
-        // Without its threads the call cannot be watched: stop it now.
-        // SAFETY: killpg only sends a signal.
-        unsafe { libc::killpg(pgid, libc::SIGKILL) };
-        if waiter_started {
-            let until = Instant::now() + KILL_GRACE;
-            while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                if matches!(ev, Event::Exited(_)) {
+        if !open && !have_pidfd {
+            // No pidfd: check on the child between naps.
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    exited = true;
                     break;
                 }
-            }
-        } else {
-            // The child went down with the closure that failed to start:
-            // reap it here (its pid is the group id).
-            let mut st = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pgid, &mut st, 0) };
-        }
-        return Err(ExecError::Unavailable(format!(
-            "could not start a thread to watch the command: {e}; the machine is short of resources"
-        )));
-    }
-
-    let mut status: Option<io::Result<ExitStatus>> = None;
-    let mut timed_out = false;
-    while open > 0 || status.is_none() {
-        let event = match ctx.deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-        };
-        match event {
-            Ok(Event::Closed) => open -= 1,
-            Ok(Event::Exited(s)) => status = Some(s),
-            Err(RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    if timed_out {
-        tracing::debug!(pgid, "deadline passed: killing the process group");
-        // SAFETY: killpg only sends a signal; the group is ours (the child
-        // leads it, and it is not reaped until the waiter sees the kill or
-        // the group outlives it through its background members).
-        unsafe { libc::killpg(pgid, libc::SIGKILL) };
-        let grace = Instant::now() + KILL_GRACE;
-        while open > 0 || status.is_none() {
-            match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
-                Ok(Event::Closed) => open -= 1,
-                Ok(Event::Exited(s)) => status = Some(s),
+                Ok(None) => {}
                 Err(_) => break,
             }
         }
-        if open > 0 {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if remaining == Some(Duration::ZERO) {
+            if killed {
+                break;
+            }
+            tracing::debug!(pgid, "deadline passed: killing the process group");
+            // SAFETY: killpg only sends a signal; the group is ours (the
+            // child leads it and is not reaped yet).
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            killed = true;
+            deadline = Some(Instant::now() + KILL_GRACE);
+            continue;
+        }
+        if !open && !have_pidfd {
+            // The pipes are closed, the child is still running.
+            std::thread::sleep(remaining.map_or(nap, |r| r.min(nap)));
+            nap = (nap * 2).min(Duration::from_millis(10));
+            continue;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: streams[0].fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: streams[1].fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = remaining.map(|r| libc::timespec {
+            tv_sec: r.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: r.subsec_nanos() as libc::c_long,
+        });
+        // SAFETY: fds has fds.len() entries; the timeout, when given, lives
+        // across the call; no signal mask is changed.
+        let n = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _),
+                std::ptr::null(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Cannot happen with valid arguments; do not leave the command
+            // running unwatched.
+            // SAFETY: as above.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            reap_later(child);
+            return Err(ExecError::Unavailable(format!(
+                "could not watch {}: poll failed: {e}",
+                program.display()
+            )));
+        }
+        for (s, fd) in streams.iter_mut().zip(&fds) {
+            if fd.revents != 0 {
+                s.read(&mut chunk, ctx.capture_limit);
+            }
+        }
+        if fds[2].revents != 0 {
+            // Exited: reaped at the end, so the group id stays ours.
+            exited = true;
+            pidfd = None;
+        }
+    }
+
+    let [out, err] = &streams;
+    if killed {
+        // A killed process closes its pipes a moment before it is gone:
+        // wait (within the grace) until no member of the group runs, so the
+        // call ends with its processes dead.
+        let mut nap = Duration::from_micros(100);
+        while group_running(pgid) && deadline.is_some_and(|d| Instant::now() < d) {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(10));
+        }
+        if streams.iter().any(|s| s.pipe.is_some()) {
             tracing::warn!(
                 pgid,
-                "a process outside the killed process group still holds the command's output open; abandoning it"
+                "a process outside the killed process group still holds the command's output open; \
+                 closing it"
             );
         }
-        let (stdout, _) = take(&out);
-        let (stderr, _) = take(&err);
-        return Err(ExecError::Deadline { stdout, stderr });
+        if exited {
+            let _ = child.wait();
+        } else {
+            reap_later(child);
+        }
+        return Err(ExecError::Deadline {
+            stdout: out.text().0,
+            stderr: err.text().0,
+        });
     }
-    let status = match status {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            return Err(ExecError::Unavailable(format!(
-                "could not wait for {}: {e}",
-                program.display()
-            )));
-        }
-        None => {
-            return Err(ExecError::Unavailable(format!(
-                "lost track of {} (its watcher thread stopped)",
-                program.display()
-            )));
-        }
-    };
-    let (stdout, stdout_truncated) = take(&out);
-    let (stderr, stderr_truncated) = take(&err);
+    let status: ExitStatus = child.wait().map_err(|e| {
+        ExecError::Unavailable(format!("could not wait for {}: {e}", program.display()))
+    })?;
+    let (stdout, stdout_truncated) = out.text();
+    let (stderr, stderr_truncated) = err.text();
     let (exit_code, signal) = match (status.code(), status.signal()) {
         (Some(c), _) => (c, None),
         (None, Some(s)) => (128 + s, Some(s)),
@@ -540,6 +828,44 @@ pub(super) fn supervise(
         stdout_truncated,
         stderr_truncated,
     })
+}
+
+/// Whether a process of group `pgid` still runs (zombies do not count).
+fn group_running(pgid: libc::pid_t) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold anything but ')'
+        // ends it last.
+        let mut fields = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<libc::pid_t>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X" | "x"))
+    })
+}
+
+/// Reap a killed child that has not exited yet (e.g. stuck in the kernel)
+/// on a thread of its own, so no zombie is left behind.
+fn reap_later(mut child: Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("run-reap".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = child.wait();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("could not start a thread to reap a killed command: {e}");
+    }
 }
 
 fn spawn_error(program: &Path, run_as: &RunAs, e: &io::Error) -> ExecError {
@@ -562,39 +888,142 @@ fn spawn_error(program: &Path, run_as: &RunAs, e: &io::Error) -> ExecError {
         program.display()
     ))
 }
+#[cfg(test)]
+#[path = "local_old_timing.rs"]
+mod old_timing;
 
-fn spawn_reader(
-    mut stream: Box<dyn Read + Send>,
-    cap: usize,
-    buf: Arc<Mutex<Capture>>,
-    tx: mpsc::Sender<Event>,
-) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("run-capture".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut chunk = vec![0u8; 64 * 1024];
-            loop {
-                match stream.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
-                        let room = cap.saturating_sub(b.data.len()).min(n);
-                        b.data.extend_from_slice(&chunk[..room]);
-                        b.dropped += (n - room) as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p50(mut xs: Vec<f64>) -> f64 {
+        xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        xs[xs.len() / 2]
+    }
+
+    fn time(f: &mut dyn FnMut()) -> f64 {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e6
+    }
+
+    /// Where a `RunBash true` call's time goes, against spawning
+    /// `bash -c true` directly (interleaved). Prints p50s in microseconds.
+    /// `cargo test -p lunabox --lib per_call_overhead -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing harness; prints numbers, asserts nothing about speed"]
+    fn per_call_overhead() {
+        let n: usize = std::env::var("LUNABOX_TIMING_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300);
+        let exec = LocalExecutor::new();
+        let bash = exec.find_program("bash").unwrap();
+        let call = RunCall::new(RunFunction::RunBash, "true");
+        let ctx = RunContext {
+            deadline: Some(Instant::now() + Duration::from_secs(600)),
+            ..RunContext::default()
+        };
+        let me = account::current();
+        let run_as = RunAs {
+            account: me.clone(),
+            switch_groups: None,
+        };
+        let mut cases: Vec<(&str, Box<dyn FnMut()>)> = vec![
+            (
+                "direct bash -c true",
+                Box::new(|| {
+                    assert!(Command::new(&bash).args(["-c", "true"]).status().unwrap().success());
+                }),
+            ),
+            (
+                "direct, LANG=C.UTF-8",
+                Box::new(|| {
+                    assert!(Command::new(&bash).args(["-c", "true"]).env("LANG", "C.UTF-8").status().unwrap().success());
+                }),
+            ),
+            (
+                "direct, lunabox env/cwd/pgroup",
+                Box::new(|| {
+                    let mut c = exec.command(&bash, &["-c".into(), "true".into()], &call, &run_as);
+                    c.stdout(Stdio::null()).stderr(Stdio::null());
+                    assert!(c.status().unwrap().success());
+                }),
+            ),
+            (
+                "direct, with pipes (output)",
+                Box::new(|| {
+                    assert!(Command::new(&bash).args(["-c", "true"]).output().unwrap().status.success());
+                }),
+            ),
+            (
+                "OLD flow (no cache, dir, threads)",
+                Box::new(|| {
+                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, false, true, true).exit_code, 0);
+                }),
+            ),
+            (
+                "old + caches",
+                Box::new(|| {
+                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, true, true).exit_code, 0);
+                }),
+            ),
+            (
+                "old + caches + shared dir",
+                Box::new(|| {
+                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, false, true).exit_code, 0);
+                }),
+            ),
+            (
+                "old + caches + shared dir + poll",
+                Box::new(|| {
+                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, false, false).exit_code, 0);
+                }),
+            ),
+            (
+                "NEW executor RunBash true",
+                Box::new(|| {
+                    assert_eq!(exec.execute(&call, &ctx).unwrap().exit_code, 0);
+                }),
+            ),
+            (
+                "account::current",
+                Box::new(|| {
+                    std::hint::black_box(account::current());
+                }),
+            ),
+            (
+                "search_program bash",
+                Box::new(|| {
+                    std::hint::black_box(exec.search_program("bash"));
+                }),
+            ),
+            (
+                "old per-call dir + file",
+                Box::new(|| {
+                    let d = super::old_timing::CallDir::new(&run_as).unwrap();
+                    std::hint::black_box(d.read_output().unwrap());
+                }),
+            ),
+            (
+                "new call file",
+                Box::new(|| {
+                    let d = CallFiles::new(exec.file_dir().unwrap(), &run_as).unwrap();
+                    std::hint::black_box(d.read_output().unwrap());
+                }),
+            ),
+        ];
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+        let len = cases.len();
+        for round in 0..n {
+            // Rotate the order so that no case always follows the same one.
+            for k in 0..len {
+                let i = (round + k) % len;
+                samples[i].push(time(cases[i].1.as_mut()));
             }
-            drop(stream);
-            let _ = tx.send(Event::Closed);
-        })
-        .map(|_| ())
-}
-
-/// The captured text (lossy UTF-8) and whether some was dropped.
-fn take(buf: &Mutex<Capture>) -> (String, bool) {
-    let b = buf.lock().unwrap_or_else(|p| p.into_inner());
-    (String::from_utf8_lossy(&b.data).into_owned(), b.dropped > 0)
+        }
+        for ((name, _), s) in cases.iter().zip(samples) {
+            println!("{name:<28} p50 {:>9.1} us", p50(s));
+        }
+    }
 }
