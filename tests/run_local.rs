@@ -800,3 +800,172 @@ fn as_root_commands_run_as_the_environment_user_from_its_home() {
     ));
     assert_eq!(v, json!(a.name));
 }
+
+/// The path `$DLPX_OUTPUT_FILE` had in a call made with `exec`.
+fn output_path_of(exec: &LocalExecutor) -> PathBuf {
+    let (r, _) = run::perform(
+        RunFunction::RunBash,
+        &json!({"command": "printf '\"%s\"' \"$DLPX_OUTPUT_FILE\" > \"$DLPX_OUTPUT_FILE\"", "outputSchema": {"type": "string"}})
+            .to_string(),
+        exec,
+        &ctx(),
+        &[],
+    );
+    match r {
+        Ok(Some(Value::String(p))) => PathBuf::from(p),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Call files live in one private directory per executor (mode 0700, made
+/// on first use): each call's output file is new and is removed when the
+/// call ends, also at the deadline; a directory that vanished meanwhile is
+/// made again; the directory goes with the executor and its clones.
+#[test]
+fn one_executor_keeps_one_private_directory_and_removes_each_call_s_files() {
+    use std::os::unix::fs::MetadataExt;
+    let exec = LocalExecutor::new();
+    let first = output_path_of(&exec);
+    let second = output_path_of(&exec);
+    assert_ne!(first, second, "each call gets its own file");
+    assert!(
+        !first.exists() && !second.exists(),
+        "call files are removed after the call"
+    );
+    let dir = first.parent().unwrap().to_path_buf();
+    assert_eq!(second.parent(), Some(dir.as_path()));
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.mode() & 0o7777, 0o700, "{}", dir.display());
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+
+    let record = tempfile::tempdir().unwrap();
+    let rec = record.path().join("path");
+    let deadline = RunContext {
+        deadline: Some(Instant::now() + Duration::from_millis(500)),
+        ..RunContext::default()
+    };
+    let (r, _) = run::perform(
+        RunFunction::RunBash,
+        &json!({"command": "printf '%s' \"$DLPX_OUTPUT_FILE\" > \"$REC\"; sleep 30", "variables": {"REC": rec.to_str().unwrap()}})
+            .to_string(),
+        &exec,
+        &deadline,
+        &[],
+    );
+    assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
+    let killed = PathBuf::from(std::fs::read_to_string(&rec).unwrap());
+    assert_eq!(killed.parent(), Some(dir.as_path()));
+    assert!(!killed.exists(), "the killed call's file was left behind");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let third = output_path_of(&exec);
+    let new_dir = third.parent().unwrap().to_path_buf();
+    assert_ne!(new_dir, dir);
+    assert!(new_dir.is_dir());
+    let clone = exec.clone();
+    drop(exec);
+    assert!(new_dir.is_dir(), "a clone still uses the directory");
+    drop(clone);
+    assert!(!new_dir.exists(), "the directory outlived its executor");
+}
+
+/// Simulates PowerShell with shell scripts named `pwsh`: the executor
+/// remembers where a program is, and looks again when it has moved.
+#[test]
+fn a_program_that_moved_since_its_first_use_is_found_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fake = |dir: &Path, answer: &str| {
+        let p = dir.join("pwsh");
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho '\"{answer}\"' > \"$DLPX_OUTPUT_FILE\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let exec =
+        LocalExecutor::new().with_program_dirs([a.path().to_path_buf(), b.path().to_path_buf()]);
+    let call = r#"{"command": "Write-Output hi", "outputSchema": {"type": "string"}}"#;
+    let run = || run::perform(RunFunction::RunPowerShell, call, &exec, &ctx(), &[]).0;
+    let in_a = fake(a.path(), "a");
+    assert_eq!(run(), Ok(Some(json!("a"))));
+    std::fs::remove_file(&in_a).unwrap();
+    let in_b = fake(b.path(), "b");
+    assert_eq!(run(), Ok(Some(json!("b"))));
+    std::fs::remove_file(&in_b).unwrap();
+    assert!(
+        matches!(run(), Err(RunFailure::Unavailable(m)) if m.contains("needs PowerShell")),
+        "a removed program is reported as not installed"
+    );
+}
+
+#[test]
+fn a_command_that_closes_its_output_early_is_waited_for_until_the_deadline() {
+    let t = Instant::now();
+    let f = failure(bash(
+        json!({"command": "echo bye; exec >&- 2>&-; sleep 0.3; exit 3"}),
+    ));
+    assert!(
+        matches!(&f, RunFailure::Exit { exit_code: 3, stdout, .. } if stdout == "bye\n"),
+        "{f:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(290),
+        "returned after {:?}",
+        t.elapsed()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let ctx = RunContext {
+        deadline: Some(Instant::now() + Duration::from_millis(600)),
+        ..RunContext::default()
+    };
+    let t = Instant::now();
+    let (r, _) = perform_in(
+        RunFunction::RunBash,
+        json!({"command": "exec >&- 2>&-; sleep 60 & echo $! > \"$PIDF\"; wait", "variables": {"PIDF": pidfile.to_str().unwrap()}}),
+        &ctx,
+    );
+    assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    let pid = read_pid(&pidfile);
+    assert!(dead(pid), "the sleep {pid} survived the deadline");
+}
+
+/// A process that left the process group (`setsid`) cannot be killed with
+/// it; the call gives up on its pipe after the grace period.
+#[test]
+fn an_escaped_process_holding_stdout_is_abandoned_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let ctx = RunContext {
+        deadline: Some(Instant::now() + Duration::from_millis(500)),
+        ..RunContext::default()
+    };
+    let t = Instant::now();
+    let (r, entry) = perform_in(
+        RunFunction::RunBash,
+        json!({"command": "setsid sleep 30 & echo $! > \"$PIDF\"; echo started", "variables": {"PIDF": pidfile.to_str().unwrap()}}),
+        &ctx,
+    );
+    let elapsed = t.elapsed();
+    assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
+    assert!(
+        elapsed >= Duration::from_millis(2400) && elapsed < Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+    assert_eq!(entry.stdout, "started\n");
+    let pid = read_pid(&pidfile);
+    assert!(!dead(pid), "the escaped sleep is out of the group's reach");
+    // SAFETY: signalling the test's own stray process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}

@@ -171,7 +171,7 @@ impl LocalExecutor {
             })
     }
 
-    pub(super) fn require_program(
+    fn require_program(
         &self,
         name: &str,
         function: RunFunction,
@@ -207,6 +207,24 @@ impl LocalExecutor {
         *files = Some(d.clone());
         Ok(d)
     }
+
+    /// A new call's files. When the private directory has vanished (a
+    /// temp-directory cleaner removed it), a new one is made.
+    fn call_files(&self, run_as: &RunAs) -> Result<CallFiles, ExecError> {
+        let dir = self.file_dir()?;
+        match CallFiles::new(dir.clone(), run_as) {
+            Err(_) if !dir.dir.path().is_dir() => {
+                tracing::debug!(dir = %dir.dir.path().display(), "the private directory is gone; making a new one");
+                let mut files = lock(&self.state.files);
+                if files.as_ref().is_some_and(|d| Arc::ptr_eq(d, &dir)) {
+                    *files = None;
+                }
+                drop(files);
+                CallFiles::new(self.file_dir()?, run_as)
+            }
+            result => result,
+        }
+    }
 }
 
 impl Executor for LocalExecutor {
@@ -238,7 +256,7 @@ impl Executor for LocalExecutor {
             return Ok(raw);
         }
 
-        let mut files = CallFiles::new(self.file_dir()?, &run_as)?;
+        let mut files = self.call_files(&run_as)?;
         let script = call.command.as_deref().unwrap_or_default();
         let name = crate::run::resource_of(script, &ctx.resources)
             .unwrap_or_else(|| call.function.name().to_string());
@@ -465,15 +483,15 @@ impl FileDir {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             };
-            if run_as.switches() {
-                if let Err(e) = std::os::unix::fs::fchown(
+            if run_as.switches()
+                && let Err(e) = std::os::unix::fs::fchown(
                     &file,
                     Some(run_as.account.uid),
                     Some(run_as.account.gid),
-                ) {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e);
-                }
+                )
+            {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
             }
             return Ok((path, file));
         }
@@ -675,13 +693,24 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 ///
 /// The child is reaped only at the end, so its pid, which is the process
 /// group's id, cannot be reused while the group may still be killed.
-fn watch(mut child: Child, program: &Path, ctx: &RunContext) -> Result<Finished, ExecError> {
+fn watch(child: Child, program: &Path, ctx: &RunContext) -> Result<Finished, ExecError> {
+    let pidfd = pidfd_open(child.id() as libc::pid_t);
+    watch_with(child, pidfd, program, ctx)
+}
+
+/// [`watch`] with the child's pidfd, if there is one (without, the child
+/// is checked on between naps once its pipes are closed).
+fn watch_with(
+    mut child: Child,
+    mut pidfd: Option<OwnedFd>,
+    program: &Path,
+    ctx: &RunContext,
+) -> Result<Finished, ExecError> {
     let pgid = child.id() as libc::pid_t;
     let mut streams = [
         Capture::new(child.stdout.take()),
         Capture::new(child.stderr.take()),
     ];
-    let mut pidfd = pidfd_open(pgid);
     let have_pidfd = pidfd.is_some();
     let mut exited = false;
     let mut chunk = Vec::new();
@@ -844,7 +873,10 @@ fn group_running(pgid: libc::pid_t) -> bool {
         };
         // "pid (comm) state ppid pgrp ...": comm may hold anything but ')'
         // ends it last.
-        let mut fields = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace();
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
         let state = fields.next();
         let pgrp = fields.nth(1).and_then(|g| g.parse::<libc::pid_t>().ok());
         pgrp == Some(pgid) && !matches!(state, Some("Z" | "X" | "x"))
@@ -889,12 +921,79 @@ fn spawn_error(program: &Path, run_as: &RunAs, e: &io::Error) -> ExecError {
     ))
 }
 #[cfg(test)]
-#[path = "local_old_timing.rs"]
-mod old_timing;
-
-#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Start `script` with bash as lunabox would.
+    fn start(exec: &LocalExecutor, script: &str) -> Child {
+        let bash = exec.find_program("bash").unwrap();
+        let run_as = exec.run_as(None).unwrap();
+        let args: Vec<OsString> = vec!["-c".into(), script.into(), "t".into()];
+        exec.command(
+            &bash,
+            &args,
+            &RunCall::new(RunFunction::RunBash, script),
+            &run_as,
+        )
+        .spawn()
+        .unwrap()
+    }
+
+    /// Without a pidfd (kernels before 5.3, or a seccomp filter that denies
+    /// it) the child is still waited for, and killed at the deadline.
+    #[test]
+    fn watching_without_a_pidfd() {
+        let exec = LocalExecutor::new();
+        let ctx = RunContext {
+            deadline: Some(Instant::now() + Duration::from_secs(60)),
+            ..RunContext::default()
+        };
+        let p = Path::new("bash");
+        let f = watch_with(
+            start(&exec, "echo out; echo err >&2; exit 5"),
+            None,
+            p,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.exit_code, f.stdout.as_str(), f.stderr.as_str()),
+            (5, "out\n", "err\n")
+        );
+
+        let t = Instant::now();
+        let child = start(&exec, "echo bye; exec >&- 2>&-; sleep 0.3; kill -9 $$");
+        let f = watch_with(child, None, p, &ctx).unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            (f.exit_code, f.signal, f.stdout.as_str()),
+            (137, Some(9), "bye\n")
+        );
+
+        let short = RunContext {
+            deadline: Some(Instant::now() + Duration::from_millis(300)),
+            ..RunContext::default()
+        };
+        let t = Instant::now();
+        let child = start(&exec, "echo started; exec >&- 2>&-; sleep 60");
+        let pid = child.id() as libc::pid_t;
+        match watch_with(child, None, p, &short) {
+            Err(ExecError::Deadline { stdout, .. }) => assert_eq!(stdout, "started\n"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // Reaped: no such child any more.
+        // SAFETY: waitpid on a pid that was our child.
+        assert_eq!(
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) },
+            -1
+        );
+        assert!(!group_running(pid), "the killed group still runs");
+    }
 
     fn p50(mut xs: Vec<f64>) -> f64 {
         xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -908,8 +1007,12 @@ mod tests {
     }
 
     /// Where a `RunBash true` call's time goes, against spawning
-    /// `bash -c true` directly (interleaved). Prints p50s in microseconds.
-    /// `cargo test -p lunabox --lib per_call_overhead -- --ignored --nocapture`
+    /// `bash -c true` directly (cases interleaved, order rotated). Prints
+    /// p50s in microseconds; `LUNABOX_TIMING_N` rounds (default 300).
+    /// Debug: `cargo test -p lunabox --lib per_call_overhead -- --ignored
+    /// --nocapture`. Optimized: `CARGO_TARGET_DIR=/work/target-bench cargo
+    /// bench -p lunabox --lib --no-run`, then run the printed executable
+    /// with `per_call_overhead --ignored --nocapture`.
     #[test]
     #[ignore = "timing harness; prints numbers, asserts nothing about speed"]
     fn per_call_overhead() {
@@ -929,17 +1032,31 @@ mod tests {
             account: me.clone(),
             switch_groups: None,
         };
-        let mut cases: Vec<(&str, Box<dyn FnMut()>)> = vec![
+        type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+        let mut cases: Vec<Case> = vec![
             (
                 "direct bash -c true",
                 Box::new(|| {
-                    assert!(Command::new(&bash).args(["-c", "true"]).status().unwrap().success());
+                    assert!(
+                        Command::new(&bash)
+                            .args(["-c", "true"])
+                            .status()
+                            .unwrap()
+                            .success()
+                    );
                 }),
             ),
             (
                 "direct, LANG=C.UTF-8",
                 Box::new(|| {
-                    assert!(Command::new(&bash).args(["-c", "true"]).env("LANG", "C.UTF-8").status().unwrap().success());
+                    assert!(
+                        Command::new(&bash)
+                            .args(["-c", "true"])
+                            .env("LANG", "C.UTF-8")
+                            .status()
+                            .unwrap()
+                            .success()
+                    );
                 }),
             ),
             (
@@ -953,35 +1070,18 @@ mod tests {
             (
                 "direct, with pipes (output)",
                 Box::new(|| {
-                    assert!(Command::new(&bash).args(["-c", "true"]).output().unwrap().status.success());
+                    assert!(
+                        Command::new(&bash)
+                            .args(["-c", "true"])
+                            .output()
+                            .unwrap()
+                            .status
+                            .success()
+                    );
                 }),
             ),
             (
-                "OLD flow (no cache, dir, threads)",
-                Box::new(|| {
-                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, false, true, true).exit_code, 0);
-                }),
-            ),
-            (
-                "old + caches",
-                Box::new(|| {
-                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, true, true).exit_code, 0);
-                }),
-            ),
-            (
-                "old + caches + shared dir",
-                Box::new(|| {
-                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, false, true).exit_code, 0);
-                }),
-            ),
-            (
-                "old + caches + shared dir + poll",
-                Box::new(|| {
-                    assert_eq!(super::old_timing::execute(&exec, &call, &ctx, true, false, false).exit_code, 0);
-                }),
-            ),
-            (
-                "NEW executor RunBash true",
+                "executor RunBash true",
                 Box::new(|| {
                     assert_eq!(exec.execute(&call, &ctx).unwrap().exit_code, 0);
                 }),
@@ -999,16 +1099,9 @@ mod tests {
                 }),
             ),
             (
-                "old per-call dir + file",
-                Box::new(|| {
-                    let d = super::old_timing::CallDir::new(&run_as).unwrap();
-                    std::hint::black_box(d.read_output().unwrap());
-                }),
-            ),
-            (
                 "new call file",
                 Box::new(|| {
-                    let d = CallFiles::new(exec.file_dir().unwrap(), &run_as).unwrap();
+                    let d = exec.call_files(&run_as).unwrap();
                     std::hint::black_box(d.read_output().unwrap());
                 }),
             ),
