@@ -46,6 +46,17 @@ fn time_n(n: usize, mut f: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
+/// Time `a` and `b` alternately, `n` times each, so that drift in the
+/// machine's load (this is a shared 2-core machine) hits both sides alike.
+fn interleaved(n: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Vec<f64>, Vec<f64>) {
+    let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        xs.extend(time_n(1, &mut a));
+        ys.extend(time_n(1, &mut b));
+    }
+    (xs, ys)
+}
+
 fn hook(runtime: &Runtime, script: &str) -> HookResult {
     let mut req = HookRequest::new(script, "bench.lua", Arc::new(LocalExecutor::new()));
     req.limits = Limits {
@@ -89,16 +100,15 @@ fn main() {
         black_box(hook(&runtime, small));
         black_box(native(small));
     }
-    // Interleaved, so that drift in the machine's load hits both sides alike.
-    let (mut s, mut nat) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        s.extend(time_n(1, || {
+    let (s, nat) = interleaved(
+        n,
+        || {
             black_box(hook(&runtime, small));
-        }));
-        nat.extend(time_n(1, || {
+        },
+        || {
             black_box(native(small));
-        }));
-    }
+        },
+    );
     rows.push(Row {
         name: "cold start, trivial hook",
         unit: "us",
@@ -137,12 +147,16 @@ fn main() {
         ("coroutine yield/resume", &co),
     ] {
         let per = |v: Vec<f64>| v.into_iter().map(|x| x / iters as f64).collect::<Vec<_>>();
-        let s = per(time_n(reps, || {
-            black_box(hook(&runtime, script));
-        }));
-        let nat = per(time_n(reps, || {
-            black_box(native(script));
-        }));
+        let (s, nat) = interleaved(
+            reps,
+            || {
+                black_box(hook(&runtime, script));
+            },
+            || {
+                black_box(native(script));
+            },
+        );
+        let (s, nat) = (per(s), per(nat));
         rows.push(Row {
             name,
             unit: "us",
@@ -156,20 +170,24 @@ fn main() {
     let calls = 20;
     let runbash = format!("for i = 1, {calls} do RunBash {{ command = 'true' }} end");
     let spawn_reps = if quick { 10 } else { 40 };
-    let s = time_n(spawn_reps, || {
-        assert_eq!(hook(&runtime, &runbash), HookResult::Ok(json!(null)));
-    })
-    .into_iter()
-    .map(|x| x / calls as f64)
-    .collect();
-    let nat = time_n(spawn_reps * calls, || {
-        let st = std::process::Command::new("bash")
-            .arg("-c")
-            .arg("true")
-            .status()
-            .expect("bash");
-        assert!(st.success());
-    });
+    // A hook making `calls` RunBash calls, against `calls` direct spawns of
+    // `bash -c true`; both per call.
+    let (s, nat) = interleaved(
+        spawn_reps,
+        || assert_eq!(hook(&runtime, &runbash), HookResult::Ok(json!(null))),
+        || {
+            for _ in 0..calls {
+                let st = std::process::Command::new("bash")
+                    .arg("-c")
+                    .arg("true")
+                    .status()
+                    .expect("bash");
+                assert!(st.success());
+            }
+        },
+    );
+    let per_call = |v: Vec<f64>| v.into_iter().map(|x| x / calls as f64).collect::<Vec<_>>();
+    let (s, nat) = (per_call(s), per_call(nat));
     rows.push(Row {
         name: "RunBash true (per call)",
         unit: "us",
