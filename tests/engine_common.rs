@@ -124,18 +124,42 @@ impl Lab {
         write(&self.src().join("a.txt"), "alpha\n");
         write(&self.src().join("sub/b.txt"), "beta\n");
         settle();
-        let (ok, v) = self.json(&[
+        let (ok, v) = self.link_json(name, "efix", &[]);
+        assert!(ok, "link failed: {v:#}");
+        v
+    }
+
+    /// `link NAME --toolkit TOOLKIT --environment local --config
+    /// <lab>/config.json`, then `extra`.
+    fn link_args(&self, name: &str, toolkit: &str, extra: &[&str]) -> Vec<String> {
+        let config = self.path("config.json");
+        let a: Vec<String> = [
             "link",
             name,
             "--toolkit",
-            "efix",
+            toolkit,
             "--environment",
             "local",
             "--config",
-            self.path("config.json").to_str().unwrap(),
-        ]);
-        assert!(ok, "link failed: {v:#}");
-        v
+            config.to_str().unwrap(),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        a
+    }
+
+    /// Run [`Lab::link_args`] (see there).
+    pub fn link(&self, name: &str, toolkit: &str, extra: &[&str]) -> Output {
+        let a = self.link_args(name, toolkit, extra);
+        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Run [`Lab::link_args`] with `--json`: (success, parsed stdout).
+    pub fn link_json(&self, name: &str, toolkit: &str, extra: &[&str]) -> (bool, Value) {
+        let a = self.link_args(name, toolkit, extra);
+        self.json(&a.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// The snapshot ids of `ds`.

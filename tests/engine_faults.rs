@@ -162,16 +162,7 @@ fn failed_resync_at_link_is_retried_by_the_next_sync() {
     lab.ok(&["toolkit", "install", fixture("efix").to_str().unwrap()]);
     write(&lab.src().join("a.txt"), "alpha\n");
     lab.control("resync", "exit 7");
-    let (ok, r) = lab.json(&[
-        "link",
-        "db",
-        "--toolkit",
-        "efix",
-        "--environment",
-        "local",
-        "--config",
-        lab.path("config.json").to_str().unwrap(),
-    ]);
+    let (ok, r) = lab.link_json("db", "efix", &[]);
     assert!(!ok, "link reports the failed initial SnapSync");
     assert_eq!(
         steps(&r["job"]),
@@ -218,18 +209,7 @@ fn bad_parameters_are_refused_before_anything_is_created() {
     let lab = Lab::new();
     lab.ok(&["env", "add", "local", "--local"]);
     lab.ok(&["toolkit", "install", fixture("efix").to_str().unwrap()]);
-    let o = lab.run(&[
-        "link",
-        "db",
-        "--toolkit",
-        "efix",
-        "--environment",
-        "local",
-        "--config",
-        lab.path("config.json").to_str().unwrap(),
-        "--param",
-        "nosuch=1",
-    ]);
+    let o = lab.link("db", "efix", &["--param", "nosuch=1"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("nosuch"), "the error names the field: {err}");

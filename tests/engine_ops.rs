@@ -220,17 +220,7 @@ fn direct_source_syncs_with_runsync() {
     write(&lab.src().join("one.txt"), "1\n");
     write(&lab.src().join("skip-me/x.txt"), "x\n");
     std::os::unix::fs::symlink("one.txt", lab.src().join("link")).unwrap();
-    let cfg = lab.path("config.json");
-    let (ok, r) = lab.json(&[
-        "link",
-        "files",
-        "--toolkit",
-        "dfix",
-        "--environment",
-        "local",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let (ok, r) = lab.link_json("files", "dfix", &[]);
     assert!(ok, "{r:#}");
     assert_eq!(
         steps(&r["job"]),
@@ -262,18 +252,7 @@ fn direct_source_syncs_with_runsync() {
     );
     assert_eq!(read(&s1.join("one.txt")), "1\n");
     // Direct sources have no staging.
-    let o = lab.run(&[
-        "link",
-        "x",
-        "--toolkit",
-        "dfix",
-        "--environment",
-        "local",
-        "--staging-environment",
-        "local",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let o = lab.link("x", "dfix", &["--staging-environment", "local"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no staging environment"));
 }
 
@@ -308,17 +287,7 @@ fn mountspec_places_the_storage() {
     lab.ok(&["env", "add", "local", "--local"]);
     lab.ok(&["toolkit", "install", tk.to_str().unwrap()]);
     write(&lab.src().join("a.txt"), "alpha\n");
-    let cfg = lab.path("config.json");
-    let (ok, r) = lab.json(&[
-        "link",
-        "db",
-        "--toolkit",
-        "efix",
-        "--environment",
-        "local",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let (ok, r) = lab.link_json("db", "efix", &[]);
     assert!(ok, "{r:#}");
     assert_eq!(
         steps(&r["job"])[0],
@@ -493,20 +462,8 @@ fn link_takes_parameters_from_a_file() {
     lab.ok(&["toolkit", "install", fixture("efix").to_str().unwrap()]);
     write(&lab.src().join("a.txt"), "alpha\n");
     write(&lab.path("params.json"), r#"{"label": "from-file"}"#);
-    let cfg = lab.path("config.json");
     let params = lab.path("params.json");
-    let (ok, r) = lab.json(&[
-        "link",
-        "db",
-        "--toolkit",
-        "efix",
-        "--environment",
-        "local",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--params",
-        params.to_str().unwrap(),
-    ]);
+    let (ok, r) = lab.link_json("db", "efix", &["--params", params.to_str().unwrap()]);
     assert!(ok, "{r:#}");
     assert_eq!(r["snapshot"]["metadata"]["label"], "from-file");
 }

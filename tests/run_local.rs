@@ -78,6 +78,29 @@ fn read_pid(path: &Path) -> i32 {
     panic!("no pid in {}", path.display())
 }
 
+/// A context whose deadline is `ms` milliseconds from now.
+fn deadline_in(ms: u64) -> RunContext {
+    RunContext {
+        deadline: Some(Instant::now() + Duration::from_millis(ms)),
+        ..RunContext::default()
+    }
+}
+
+/// Run the RunBash `command` in `ctx` with `$PIDF` naming a fresh pid file
+/// that the command writes: the outcome, how long the call took and the pid.
+fn bash_writing_pid(command: &str, ctx: &RunContext) -> (Outcome, Duration, i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let t = Instant::now();
+    let outcome = perform_in(
+        RunFunction::RunBash,
+        json!({"command": command, "variables": {"PIDF": pidfile.to_str().unwrap()}}),
+        ctx,
+    );
+    let elapsed = t.elapsed();
+    (outcome, elapsed, read_pid(&pidfile))
+}
+
 #[test]
 fn variables_are_converted_to_text_and_nil_dropped() {
     let v = value(bash(json!({
@@ -345,20 +368,12 @@ fn a_background_child_holding_stdout_blocks_the_call_until_it_closes() {
 
 #[test]
 fn a_background_child_with_its_own_output_does_not_block_and_is_left_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let t = Instant::now();
-    let (r, _) = bash(json!({
-        "command": "nohup sleep 30 >/dev/null 2>&1 & echo $! > \"$PIDF\"",
-        "variables": {"PIDF": pidfile.to_str().unwrap()}
-    }));
-    assert_eq!(r, Ok(None));
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        t.elapsed()
+    let ((r, _), elapsed, pid) = bash_writing_pid(
+        "nohup sleep 30 >/dev/null 2>&1 & echo $! > \"$PIDF\"",
+        &ctx(),
     );
-    let pid = read_pid(&pidfile);
+    assert_eq!(r, Ok(None));
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     assert!(
         !dead(pid),
         "a daemon started by a call must survive the call"
@@ -369,27 +384,14 @@ fn a_background_child_with_its_own_output_does_not_block_and_is_left_running() {
 
 #[test]
 fn a_background_child_holding_stdout_is_killed_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let ctx = RunContext {
-        deadline: Some(Instant::now() + Duration::from_millis(700)),
-        ..RunContext::default()
-    };
-    let t = Instant::now();
-    let (r, entry) = perform_in(
-        RunFunction::RunBash,
-        json!({"command": "sleep 60 & echo $! > \"$PIDF\"; echo started", "variables": {"PIDF": pidfile.to_str().unwrap()}}),
-        &ctx,
+    let ((r, entry), elapsed, pid) = bash_writing_pid(
+        "sleep 60 & echo $! > \"$PIDF\"; echo started",
+        &deadline_in(700),
     );
     assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     assert_eq!(entry.stdout, "started\n");
     assert_eq!(entry.exit_code, None);
-    let pid = read_pid(&pidfile);
     assert!(
         dead(pid),
         "the background sleep {pid} survived the deadline"
@@ -401,10 +403,7 @@ fn a_hang_is_killed_at_the_deadline_with_its_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let child = dir.path().join("child");
     let grandchild = dir.path().join("grandchild");
-    let ctx = RunContext {
-        deadline: Some(Instant::now() + Duration::from_millis(800)),
-        ..RunContext::default()
-    };
+    let ctx = deadline_in(800);
     let t = Instant::now();
     let (r, entry) = perform_in(
         RunFunction::RunBash,
@@ -842,10 +841,7 @@ fn one_executor_keeps_one_private_directory_and_removes_each_call_s_files() {
 
     let record = tempfile::tempdir().unwrap();
     let rec = record.path().join("path");
-    let deadline = RunContext {
-        deadline: Some(Instant::now() + Duration::from_millis(500)),
-        ..RunContext::default()
-    };
+    let deadline = deadline_in(500);
     let (r, _) = run::perform(
         RunFunction::RunBash,
         &json!({"command": "printf '%s' \"$DLPX_OUTPUT_FILE\" > \"$REC\"; sleep 30", "variables": {"REC": rec.to_str().unwrap()}})
@@ -919,25 +915,12 @@ fn a_command_that_closes_its_output_early_is_waited_for_until_the_deadline() {
         t.elapsed()
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let ctx = RunContext {
-        deadline: Some(Instant::now() + Duration::from_millis(600)),
-        ..RunContext::default()
-    };
-    let t = Instant::now();
-    let (r, _) = perform_in(
-        RunFunction::RunBash,
-        json!({"command": "exec >&- 2>&-; sleep 60 & echo $! > \"$PIDF\"; wait", "variables": {"PIDF": pidfile.to_str().unwrap()}}),
-        &ctx,
+    let ((r, _), elapsed, pid) = bash_writing_pid(
+        "exec >&- 2>&-; sleep 60 & echo $! > \"$PIDF\"; wait",
+        &deadline_in(600),
     );
     assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        t.elapsed()
-    );
-    let pid = read_pid(&pidfile);
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     assert!(dead(pid), "the sleep {pid} survived the deadline");
 }
 
@@ -945,26 +928,16 @@ fn a_command_that_closes_its_output_early_is_waited_for_until_the_deadline() {
 /// it; the call gives up on its pipe after the grace period.
 #[test]
 fn an_escaped_process_holding_stdout_is_abandoned_after_the_grace() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let ctx = RunContext {
-        deadline: Some(Instant::now() + Duration::from_millis(500)),
-        ..RunContext::default()
-    };
-    let t = Instant::now();
-    let (r, entry) = perform_in(
-        RunFunction::RunBash,
-        json!({"command": "setsid sleep 30 & echo $! > \"$PIDF\"; echo started", "variables": {"PIDF": pidfile.to_str().unwrap()}}),
-        &ctx,
+    let ((r, entry), elapsed, pid) = bash_writing_pid(
+        "setsid sleep 30 & echo $! > \"$PIDF\"; echo started",
+        &deadline_in(500),
     );
-    let elapsed = t.elapsed();
     assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
     assert!(
         elapsed >= Duration::from_millis(2400) && elapsed < Duration::from_secs(5),
         "took {elapsed:?}"
     );
     assert_eq!(entry.stdout, "started\n");
-    let pid = read_pid(&pidfile);
     assert!(!dead(pid), "the escaped sleep is out of the group's reach");
     // SAFETY: signalling the test's own stray process.
     unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{current_user, delphixdb, fixtures, json_of, lunabox, parts};
+use support::{copy_dir, current_user, delphixdb, fixtures, json_of, lunabox, parts, run_hook};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -222,7 +222,7 @@ fn init_scaffolds_toolkits_that_validate_and_whose_hooks_run() {
     .unwrap();
     let staged = parent.join("demo-staged");
     let run = |hook: &str| {
-        let out = lunabox(&["run-hook", s(&staged), hook, "--context", s(&ctx), "--json"]);
+        let out = run_hook(&staged, hook, &ctx, &[]);
         let (code, _, stderr) = parts(&out);
         assert_eq!(
             code,
@@ -249,16 +249,12 @@ fn init_scaffolds_toolkits_that_validate_and_whose_hooks_run() {
     let direct = parent.join("demo-direct");
     let target = parent.join("direct-storage");
     std::fs::create_dir_all(&target).unwrap();
-    let out = lunabox(&[
-        "run-hook",
-        s(&direct),
+    let out = run_hook(
+        &direct,
         "direct/preSnapshot",
-        "--context",
-        s(&ctx),
-        "--data-dir",
-        s(&target),
-        "--json",
-    ]);
+        &ctx,
+        &["--data-dir", s(&target)],
+    );
     let (code, stdout, stderr) = parts(&out);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
@@ -485,7 +481,7 @@ fn run_hook_checks_returns_of_every_kind() {
     )
     .unwrap();
     let run = |hook: &str, ctx: &Path| {
-        let out = lunabox(&["run-hook", s(&tk), hook, "--context", s(ctx), "--json"]);
+        let out = run_hook(&tk, hook, ctx, &[]);
         (out.status.code().unwrap(), json_of(&out))
     };
     let (code, j) = run("staged/postSnapshot", &ctx);
@@ -526,33 +522,11 @@ fn run_hook_checks_returns_of_every_kind() {
     // A leading `#` line runs (the clean resync has one), via --responses.
     let responses = tmp.path().join("responses.json");
     std::fs::write(&responses, json!({"default": {"exitCode": 0}}).to_string()).unwrap();
-    let out = lunabox(&[
-        "run-hook",
-        s(&tk),
-        "staged/resync",
-        "--context",
-        s(&ctx),
-        "--responses",
-        s(&responses),
-        "--json",
-    ]);
+    let out = run_hook(&tk, "staged/resync", &ctx, &["--responses", s(&responses)]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }

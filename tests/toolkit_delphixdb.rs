@@ -7,10 +7,10 @@
 #[path = "toolkit_support.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use support::{Sim, current_user, delphixdb, json_of, lunabox, parts};
+use support::{Sim, copy_dir, current_user, delphixdb, json_of, lunabox, parts, run_hook};
 
 /// A primary database `prod` (running, with data), and a context whose
 /// primary and staging environments have different names (to check which
@@ -52,19 +52,9 @@ impl World {
     fn hook(&self, hook: &str, extra: &[&str]) -> (i32, Value, Value) {
         let transcript = self.sim.path("transcript.json");
         let _ = std::fs::remove_file(&transcript);
-        let tk = delphixdb();
-        let mut args = vec![
-            "run-hook",
-            tk.to_str().unwrap(),
-            hook,
-            "--context",
-            self.ctx.to_str().unwrap(),
-            "--transcript",
-            transcript.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = vec!["--transcript", transcript.to_str().unwrap()];
         args.extend(extra);
-        let out = lunabox(&args);
+        let out = run_hook(&delphixdb(), hook, &self.ctx, &args);
         let code = out.status.code().unwrap();
         let j = json_of(&out);
         let t = std::fs::read_to_string(&transcript)
@@ -103,6 +93,20 @@ fn calls(t: &Value) -> Vec<(String, String, Option<String>)> {
             )
         })
         .collect()
+}
+
+/// The calls startStaging makes (as [`calls`] lists them): start-repl on
+/// the primary, then the start_staging_database.sh resource on the staging
+/// environment.
+fn start_staging_calls() -> [(String, String, Option<String>); 2] {
+    [
+        ("RunBash".into(), "primary-env".into(), None),
+        (
+            "RunBash".into(),
+            "staging-env".into(),
+            Some("start_staging_database.sh".into()),
+        ),
+    ]
 }
 
 fn envs(t: &Value) -> Vec<String> {
@@ -296,17 +300,7 @@ fn the_walkthrough_runs_for_real_against_the_simulated_delphixdb() {
     // Enable: replication restarted, the staging database started through
     // the start_staging_database.sh resource; the pending write arrives.
     let (_, t) = w.ok("staged/startStaging");
-    assert_eq!(
-        calls(&t),
-        [
-            ("RunBash".into(), "primary-env".into(), None),
-            (
-                "RunBash".into(),
-                "staging-env".into(),
-                Some("start_staging_database.sh".into())
-            ),
-        ]
-    );
+    assert_eq!(calls(&t), start_staging_calls());
     assert_eq!(w.status(), json!("ACTIVE"));
     assert_eq!(w.staged_value("count").as_deref(), Some("3"));
     // startStaging on a running database is harmless.
@@ -349,14 +343,7 @@ fn virtual_and_discovery_hooks_run_against_the_simulator() {
     .unwrap();
     let tk = delphixdb();
     let run = |hook: &str| {
-        let out = lunabox(&[
-            "run-hook",
-            tk.to_str().unwrap(),
-            hook,
-            "--context",
-            vctx.to_str().unwrap(),
-            "--json",
-        ]);
+        let out = run_hook(&tk, hook, &vctx, &[]);
         let (code, so, se) = parts(&out);
         assert_eq!(code, 0, "{hook}: {so}{se}");
         json_of(&out)["value"].clone()
@@ -391,14 +378,7 @@ fn virtual_and_discovery_hooks_run_against_the_simulator() {
         .to_string(),
     )
     .unwrap();
-    let out = lunabox(&[
-        "run-hook",
-        tk.to_str().unwrap(),
-        "discovery/sourceConfigDiscovery",
-        "--context",
-        dctx.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = run_hook(&tk, "discovery/sourceConfigDiscovery", &dctx, &[]);
     let (code, so, se) = parts(&out);
     assert_eq!(code, 0, "{so}{se}");
     let names: Vec<String> = json_of(&out)["value"]
@@ -409,14 +389,7 @@ fn virtual_and_discovery_hooks_run_against_the_simulator() {
         .collect();
     assert_eq!(names, ["prod", "stagingDB"]);
     // repositoryDiscovery always returns an array (maybe empty here).
-    let out = lunabox(&[
-        "run-hook",
-        tk.to_str().unwrap(),
-        "discovery/repositoryDiscovery",
-        "--context",
-        dctx.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = run_hook(&tk, "discovery/repositoryDiscovery", &dctx, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -447,18 +420,17 @@ fn scripted(hook: &str, responses: Value) -> (i32, Value, Value) {
     let rfile = tmp.path().join("responses.json");
     std::fs::write(&rfile, responses.to_string()).unwrap();
     let tfile = tmp.path().join("transcript.json");
-    let out = lunabox(&[
-        "run-hook",
-        delphixdb().to_str().unwrap(),
+    let out = run_hook(
+        &delphixdb(),
         hook,
-        "--context",
-        ctx.to_str().unwrap(),
-        "--responses",
-        rfile.to_str().unwrap(),
-        "--transcript",
-        tfile.to_str().unwrap(),
-        "--json",
-    ]);
+        &ctx,
+        &[
+            "--responses",
+            rfile.to_str().unwrap(),
+            "--transcript",
+            tfile.to_str().unwrap(),
+        ],
+    );
     let code = out.status.code().unwrap();
     let t = serde_json::from_str(&std::fs::read_to_string(&tfile).unwrap()).unwrap();
     (code, json_of(&out), t)
@@ -537,33 +509,10 @@ fn each_staged_hook_runs_with_scripted_responses() {
     // startStaging: start-repl, then the start_staging_database.sh resource.
     let (code, _, t) = scripted("staged/startStaging", json!({"default": {}}));
     assert_eq!(code, 0);
-    assert_eq!(
-        calls(&t),
-        [
-            ("RunBash".into(), "primary-env".into(), None),
-            (
-                "RunBash".into(),
-                "staging-env".into(),
-                Some("start_staging_database.sh".into())
-            ),
-        ]
-    );
+    assert_eq!(calls(&t), start_staging_calls());
 
     // stopStaging: stop-repl, stop.
     let (code, _, t) = scripted("staged/stopStaging", json!({"default": {}}));
     assert_eq!(code, 0);
     assert_eq!(envs(&t), ["primary-env", "staging-env"]);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }

@@ -16,7 +16,7 @@ use lunabox::toolkit::load::{from_built_json, load};
 use lunabox::toolkit::validate::validate;
 use lunabox::toolkit::{ApiVersion, HookGroup, HookId, LinkedKind, Severity, build, scaffold};
 use serde_json::json;
-use support::{delphixdb, fixtures};
+use support::{copy_dir, delphixdb, fixtures};
 
 /// (fixture, severity, rule, file, field): the diagnostic each broken
 /// toolkit must give. For errors it must be the only kind of error; for
@@ -607,17 +607,4 @@ fn a_symlink_loop_under_resources_is_reported_not_followed_forever() {
         .find(|d| d.rule == "resource-depth")
         .expect("resource-depth error");
     assert!(d.file.starts_with("resources/loop/loop/"), "{}", d.file);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }

@@ -34,6 +34,20 @@ pub fn lunabox(args: &[&str]) -> Output {
         .expect("run lunabox")
 }
 
+/// `lunabox run-hook TOOLKIT HOOK --context CONTEXT EXTRA... --json`.
+pub fn run_hook(toolkit: &Path, hook: &str, context: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run-hook",
+        toolkit.to_str().unwrap(),
+        hook,
+        "--context",
+        context.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    args.push("--json");
+    lunabox(&args)
+}
+
 /// Exit code, stdout, stderr of a run.
 pub fn parts(out: &Output) -> (i32, String, String) {
     (
@@ -49,6 +63,20 @@ pub fn json_of(out: &Output) -> Value {
         let (code, so, se) = parts(out);
         panic!("stdout is not JSON ({e}); exit {code}\nstdout: {so}\nstderr: {se}")
     })
+}
+
+/// Copy the directory tree `from` to `to` (files and subdirectories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// The name of the user running the tests (the environment user of local Run calls).

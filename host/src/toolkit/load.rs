@@ -352,6 +352,28 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, std::io::Error> {
     Ok(out)
 }
 
+/// The [`entries`] of a folder inside the toolkit; when it cannot be listed,
+/// `None` and an `unreadable` error naming `shown` (the folder as the
+/// toolkit names it, e.g. `upgrade/`).
+fn list_folder(
+    folder: &Path,
+    shown: impl Into<String>,
+    notes: &mut Vec<Diagnostic>,
+) -> Option<Vec<(String, PathBuf, bool)>> {
+    match entries(folder) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            notes.push(Diagnostic::error(
+                "unreadable",
+                shown,
+                None,
+                format!("cannot list the folder ({e})"),
+            ));
+            None
+        }
+    }
+}
+
 /// Load a toolkit directory.
 pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
     let main = dir.join("main.json");
@@ -472,17 +494,8 @@ fn load_hook_folder(
     toolkit: &mut Toolkit,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let list = match entries(folder) {
-        Ok(l) => l,
-        Err(e) => {
-            notes.push(Diagnostic::error(
-                "unreadable",
-                format!("{shown_dir}/"),
-                None,
-                format!("cannot list the folder ({e})"),
-            ));
-            return;
-        }
+    let Some(list) = list_folder(folder, format!("{shown_dir}/"), notes) else {
+        return;
     };
     for (name, path, is_dir) in list {
         let shown = format!("{shown_dir}/{name}");
@@ -544,17 +557,8 @@ fn load_upgrade(
     toolkit: &mut Toolkit,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let list = match entries(&dir.join("upgrade")) {
-        Ok(l) => l,
-        Err(e) => {
-            notes.push(Diagnostic::error(
-                "unreadable",
-                "upgrade/",
-                None,
-                format!("cannot list the folder ({e})"),
-            ));
-            return;
-        }
+    let Some(list) = list_folder(&dir.join("upgrade"), "upgrade/", notes) else {
+        return;
     };
     let mut versions = Vec::new();
     for (name, path, is_dir) in list {
@@ -639,17 +643,8 @@ fn load_resources(
         ));
         return;
     }
-    let list = match entries(folder) {
-        Ok(l) => l,
-        Err(e) => {
-            notes.push(Diagnostic::error(
-                "unreadable",
-                format!("resources/{prefix}"),
-                None,
-                format!("cannot list the folder ({e})"),
-            ));
-            return;
-        }
+    let Some(list) = list_folder(folder, format!("resources/{prefix}"), notes) else {
+        return;
     };
     for (name, path, is_dir) in list {
         let key = format!("{prefix}{name}");
@@ -693,17 +688,8 @@ fn load_messages(
     out: &mut BTreeMap<String, BTreeMap<String, String>>,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let list = match entries(folder) {
-        Ok(l) => l,
-        Err(e) => {
-            notes.push(Diagnostic::error(
-                "unreadable",
-                "messages/",
-                None,
-                format!("cannot list the folder ({e})"),
-            ));
-            return;
-        }
+    let Some(list) = list_folder(folder, "messages/", notes) else {
+        return;
     };
     for (name, path, is_dir) in list {
         let shown = format!("messages/{name}");

@@ -51,7 +51,9 @@ pub fn files(name: &str, kind: LinkedKind) -> Result<Vec<(String, String)>, Scaf
         });
     }
     let fill = |t: &str| {
-        t.replace("{{name}}", name)
+        t.replace("{{markRunning}}", V_MARK_RUNNING)
+            .replace("{{markStopped}}", V_MARK_STOPPED)
+            .replace("{{name}}", name)
             .replace("{{prettyName}}", &pretty(name))
             .replace("{{linkedType}}", kind.type_name())
             .replace(
@@ -424,57 +426,47 @@ local info = RunBash {
 return info
 "#;
 
-const V_CONFIGURE: &str = r#"-- Provision: the snapshot's files are mounted at source.dataDirectory; mark the
--- virtual copy as running and return its source config.
-RunBash {
+/// The call that marks a virtual copy as running; `{{markRunning}}` in the
+/// virtual hooks (configure, reconfigure, start).
+const V_MARK_RUNNING: &str = r#"RunBash {
   command = "date -u > \"$DATA_DIR/.$NAME.running\"",
   environment = source.environment,
   user = source.environmentUser,
   host = source.host,
   variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
-}
+}"#;
+
+/// The call that marks a virtual copy as down; `{{markStopped}}` in the
+/// virtual hooks (unconfigure, stop).
+const V_MARK_STOPPED: &str = r#"RunBash {
+  command = "rm -f \"$DATA_DIR/.$NAME.running\"",
+  environment = source.environment,
+  user = source.environmentUser,
+  host = source.host,
+  variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
+}"#;
+
+const V_CONFIGURE: &str = r#"-- Provision: the snapshot's files are mounted at source.dataDirectory; mark the
+-- virtual copy as running and return its source config.
+{{markRunning}}
 return { path = source.dataDirectory, name = parameters.name }
 "#;
 
 const V_RECONFIGURE: &str = r#"-- Bring the virtual copy back after unconfigure; return its source config.
-RunBash {
-  command = "date -u > \"$DATA_DIR/.$NAME.running\"",
-  environment = source.environment,
-  user = source.environmentUser,
-  host = source.host,
-  variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
-}
+{{markRunning}}
 return { path = source.dataDirectory, name = parameters.name }
 "#;
 
 const V_UNCONFIGURE: &str = r#"-- Take the virtual copy down for good.
-RunBash {
-  command = "rm -f \"$DATA_DIR/.$NAME.running\"",
-  environment = source.environment,
-  user = source.environmentUser,
-  host = source.host,
-  variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
-}
+{{markStopped}}
 "#;
 
 const V_START: &str = r#"-- Start the virtual copy.
-RunBash {
-  command = "date -u > \"$DATA_DIR/.$NAME.running\"",
-  environment = source.environment,
-  user = source.environmentUser,
-  host = source.host,
-  variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
-}
+{{markRunning}}
 "#;
 
 const V_STOP: &str = r#"-- Stop the virtual copy.
-RunBash {
-  command = "rm -f \"$DATA_DIR/.$NAME.running\"",
-  environment = source.environment,
-  user = source.environmentUser,
-  host = source.host,
-  variables = { DATA_DIR = source.dataDirectory, NAME = parameters.name },
-}
+{{markStopped}}
 "#;
 
 const V_PRE_SNAPSHOT: &str = r#"-- Before snapshotting the virtual copy: flush file system buffers.
