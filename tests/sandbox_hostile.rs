@@ -319,6 +319,19 @@ fn running(pid: i32) -> bool {
 }
 
 #[test]
+fn a_huge_timeout_is_no_crash() {
+    // Regression: `now + timeout` overflowed `Instant` and panicked.
+    let out = run_with(
+        "return 7",
+        Limits {
+            timeout: Duration::MAX,
+            ..limits()
+        },
+    );
+    assert_eq!(out.result, HookResult::Ok(json!(7)));
+}
+
+#[test]
 fn no_state_leaks_between_hooks() {
     assert_eq!(
         ok(

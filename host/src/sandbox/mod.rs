@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::run::{Executor, TranscriptEntry};
 
@@ -323,7 +323,10 @@ impl Runtime {
             .preopened_dir(scratch.path(), "/", wasmtime_wasi::FsPerms::ReadWrite)
             .map_err(|e| format!("cannot open the hook's scratch directory: {e}"))?;
         let limits = request.limits.clone();
-        let deadline = started + limits.timeout;
+        // A timeout too large to add to now means "no practical deadline".
+        let deadline = started
+            .checked_add(limits.timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
         let state = state::HookState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
