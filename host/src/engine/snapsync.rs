@@ -142,17 +142,7 @@ pub(crate) fn run_locked(
         }
         r.ok
     } else {
-        let why = format!("{} failed", failed.join(", "));
-        progress.stage_done(Outcome::Skipped, Duration::ZERO, Some(&why));
-        record_step(
-            engine,
-            job,
-            "preSnapshot",
-            Outcome::Skipped,
-            Duration::ZERO,
-            Some(why),
-            Value::Null,
-        )?;
+        skip_step(engine, job, progress, "preSnapshot", &failed)?;
         false
     };
 
@@ -211,17 +201,7 @@ pub(crate) fn run_locked(
             }
         }
     } else {
-        let why = format!("{} failed", failed.join(", "));
-        progress.stage_done(Outcome::Skipped, Duration::ZERO, Some(&why));
-        record_step(
-            engine,
-            job,
-            "snapshot",
-            Outcome::Skipped,
-            Duration::ZERO,
-            Some(why),
-            Value::Null,
-        )?;
+        skip_step(engine, job, progress, "snapshot", &failed)?;
         None
     };
 
@@ -283,6 +263,27 @@ pub(crate) fn run_locked(
         snapshot,
         expired,
     })
+}
+
+/// Record and show `stage` as skipped because the stages in `failed` failed.
+fn skip_step(
+    engine: &Engine,
+    job: i64,
+    progress: &dyn Progress,
+    stage: &str,
+    failed: &[String],
+) -> Result<()> {
+    let why = format!("{} failed", failed.join(", "));
+    progress.stage_done(Outcome::Skipped, Duration::ZERO, Some(&why));
+    record_step(
+        engine,
+        job,
+        stage,
+        Outcome::Skipped,
+        Duration::ZERO,
+        Some(why),
+        Value::Null,
+    )
 }
 
 fn outcome(ok: bool) -> Outcome {
