@@ -264,3 +264,17 @@ fn error_objects_that_are_tables_get_a_message() {
     let msg = err("error(setmetatable({}, {__tostring = function() return 'custom text' end}))");
     assert!(msg.contains("custom text"), "{msg}");
 }
+
+#[test]
+fn secrets_are_masked_whole_in_the_log() {
+    // Regression: the sandbox masked secrets in the given order, so a secret
+    // that contains another ("s3cret" in "s3cret-long") left a tail showing.
+    let mut req = lunabox::sandbox::HookRequest::new(
+        "print('pw=s3cret-long and s3cret')",
+        "test.lua",
+        std::sync::Arc::new(lunabox::run::executors::local::LocalExecutor::new()),
+    );
+    req.secrets = vec!["s3cret".into(), "s3cret-long".into()];
+    let out = runtime().run_hook(req);
+    assert_eq!(out.log[0].message, "pw=******** and ********");
+}

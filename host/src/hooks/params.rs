@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 /// The masked form of a secret.
-pub const MASK: &str = "********";
+pub use crate::run::MASK;
 
 /// Fill in `default`s from `schema` into `value` (a missing property with a
 /// `default` gets it; present objects, and array items, are filled
@@ -104,19 +104,8 @@ fn walk_secrets(schema: &Value, value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `text` with every secret replaced by [`MASK`].
-pub fn mask(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    // Longest first, so a secret containing another is masked whole.
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in sorted {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), MASK);
-        }
-    }
-    out
-}
+/// `text` with every secret replaced by [`MASK`] (longest first).
+pub use crate::run::mask_secrets as mask;
 
 /// `value` with every secret masked inside its strings.
 pub fn mask_json(value: &Value, secrets: &[String]) -> Value {

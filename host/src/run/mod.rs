@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use call::{CallError, RunCall, RunFunction};
-pub use perform::{call_label, mask_secrets, resource_of};
+pub use perform::{MASK, call_label, mask_secrets, resource_of};
 
 /// Where a call runs: the opaque references a hook got in `source` or
 /// `remote` and passed back in its Run call.

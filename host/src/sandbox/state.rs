@@ -15,7 +15,9 @@ use super::bindings::host::{
 };
 use super::limits::{LimitHit, LimitKind, Limits, MemoryCap};
 use super::{LogLine, RunFault};
-use crate::run::{self, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry};
+use crate::run::{
+    self, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry, mask_secrets as mask,
+};
 
 /// Everything one hook's store holds.
 pub struct HookState {
@@ -42,17 +44,6 @@ impl WasiView for HookState {
             table: &mut self.table,
         }
     }
-}
-
-/// Replace every secret in `text` by `********`.
-pub fn mask(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "********");
-        }
-    }
-    out
 }
 
 fn function_of(f: WitRunFunction) -> RunFunction {
