@@ -348,7 +348,9 @@ impl Runtime {
             store.set_fuel(fuel).map_err(|e| e.to_string())?;
         }
         let tick = engine::EPOCH_TICK.as_nanos().max(1);
-        let ticks = (limits.timeout.as_nanos() / tick).clamp(1, u64::MAX as u128) as u64;
+        // wasmtime adds the ticks to the engine's current epoch: keep the
+        // sum far from overflowing (2^62 ticks of 2 ms is no deadline at all).
+        let ticks = (limits.timeout.as_nanos() / tick).clamp(1, 1 << 62) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_callback(move |_ctx| {
             if Instant::now() >= deadline {
