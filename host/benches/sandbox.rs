@@ -119,13 +119,14 @@ fn main() {
 
     // 2. CPU-bound Lua: fib(27).
     let fib = "local function fib(n) if n < 2 then return n end return fib(n-1) + fib(n-2) end return fib(27)";
-    let reps = if quick { 3 } else { 10 };
-    let s = time_n(reps, || {
-        assert_eq!(hook(&runtime, fib), HookResult::Ok(json!(196418)))
-    });
-    let nat = time_n(reps, || {
-        black_box(native(fib));
-    });
+    let reps = if quick { 5 } else { 30 };
+    let (s, nat) = interleaved(
+        reps,
+        || assert_eq!(hook(&runtime, fib), HookResult::Ok(json!(196418))),
+        || {
+            black_box(native(fib));
+        },
+    );
     rows.push(Row {
         name: "fib(27)",
         unit: "us",
