@@ -195,6 +195,34 @@ fn deep_recursion_is_contained() {
 }
 
 #[test]
+fn recursion_through_c_functions_is_a_lua_error() {
+    // Each level here crosses a C boundary (a library function or a
+    // metamethod calling back into Lua), so it uses the wasm stack and the
+    // guest's C stack, not only Lua's. The VM loop's frame grew when the
+    // call path was inlined into it: Lua's C-level limit must still come
+    // first, as a catchable Lua error and never a trap.
+    for script in [
+        "local function f(s) return (s:gsub('.', function(c) return f(c) end)) end return f('ab')",
+        "local t = setmetatable({}, {__index = function(t, k) return t[k + 1] end}) return t[1]",
+        "local mt = {} mt.__tostring = function() return tostring(setmetatable({}, mt)) end return tostring(setmetatable({}, mt))",
+        "local function f(a, b) table.sort({3, 2, 1}, f) return a < b end table.sort({3, 2, 1}, f)",
+        "local mt = {} mt.__eq = function(a) return a == setmetatable({}, mt) end return setmetatable({}, mt) == setmetatable({}, mt)",
+        "local function f() return coroutine.wrap(f)() end return f()",
+    ] {
+        let message = err(script);
+        assert!(
+            message.contains("stack overflow"),
+            "script: {script}\nmessage: {message}"
+        );
+        let caught = ok(&format!(
+            "local ok, e = pcall(function() {script} end) return {{ok, tostring(e):find('stack overflow') ~= nil}}"
+        ));
+        assert_eq!(caught, json!([false, true]), "script: {script}");
+    }
+    assert_eq!(ok("return 3"), json!(3));
+}
+
+#[test]
 fn no_files_outside_the_scratch_directory() {
     for path in [
         "/etc/passwd",

@@ -116,7 +116,11 @@ pub fn build_core(inp: &Inputs<'_>) -> Result<PathBuf> {
 
     let mut jobs: Vec<(PathBuf, PathBuf, Vec<String>)> = Vec::new();
     let unity = write_lua_unity(inp.lua_dir, inp.build_dir)?;
-    jobs.push((unity, obj_dir.join("lua").join("lua_all.o"), vec!["-w".into()]));
+    jobs.push((
+        unity,
+        obj_dir.join("lua").join("lua_all.o"),
+        vec!["-w".into()],
+    ));
     let strict: Vec<String> = ["-Wall", "-Wextra", "-Werror", "-std=gnu11"]
         .map(String::from)
         .to_vec();
@@ -159,10 +163,36 @@ pub fn build_core(inp: &Inputs<'_>) -> Result<PathBuf> {
 /// One unit lets clang inline across Lua's files (table lookups and call
 /// set-up into the VM loop), which separate objects do not allow.
 const LUA_UNITY_ORDER: &[&str] = &[
-    "lzio.c", "lctype.c", "lopcodes.c", "lmem.c", "lundump.c", "ldump.c", "lstate.c", "lgc.c",
-    "llex.c", "lcode.c", "lparser.c", "ldebug.c", "lfunc.c", "lobject.c", "ltm.c", "lstring.c",
-    "ltable.c", "ldo.c", "lvm.c", "lapi.c", "lauxlib.c", "lbaselib.c", "lcorolib.c", "ldblib.c",
-    "liolib.c", "lmathlib.c", "loslib.c", "lstrlib.c", "ltablib.c", "lutf8lib.c",
+    "lzio.c",
+    "lctype.c",
+    "lopcodes.c",
+    "lmem.c",
+    "lundump.c",
+    "ldump.c",
+    "lstate.c",
+    "lgc.c",
+    "llex.c",
+    "lcode.c",
+    "lparser.c",
+    "ldebug.c",
+    "lfunc.c",
+    "lobject.c",
+    "ltm.c",
+    "lstring.c",
+    "ltable.c",
+    "ldo.c",
+    "lvm.c",
+    "lapi.c",
+    "lauxlib.c",
+    "lbaselib.c",
+    "lcorolib.c",
+    "ldblib.c",
+    "liolib.c",
+    "lmathlib.c",
+    "loslib.c",
+    "lstrlib.c",
+    "ltablib.c",
+    "lutf8lib.c",
 ];
 
 /// Declarations added just before `ldo.c` in the unit: the call set-up and

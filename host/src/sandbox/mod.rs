@@ -388,18 +388,25 @@ impl Runtime {
             Ok(Err(err)) => hook_error(err, store.data().last_failed_call.clone()),
             Err(trap) => trap_result(&trap),
         };
-        let state = store.into_data();
+        // The WASI context and the hook's open descriptors close here, before
+        // the scratch directory goes back to the pool.
+        let state::HookState {
+            memory,
+            log,
+            transcript,
+            ..
+        } = store.into_data();
         drop(scratch);
         Ok(HookOutcome {
             result,
             stats: Stats {
                 wall: started.elapsed().as_secs_f64() * 1e3,
                 fuel_used,
-                peak_memory: state.memory.peak,
-                run_calls: state.transcript.len() as u32,
+                peak_memory: memory.peak,
+                run_calls: transcript.len() as u32,
             },
-            log: state.log,
-            transcript: state.transcript,
+            log,
+            transcript,
         })
     }
 }
