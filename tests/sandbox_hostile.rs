@@ -223,6 +223,40 @@ fn recursion_through_c_functions_is_a_lua_error() {
 }
 
 #[test]
+fn filling_the_scratch_directory_hits_the_scratch_cap() {
+    let small = || Limits {
+        max_scratch_bytes: 4 << 20,
+        ..limits()
+    };
+    // One growing file, written and appended to; many empty files (each is
+    // an inode); both stop at the cap instead of filling the host's disk.
+    expect_limit(
+        "local f = io.open('/big', 'w') local s = string.rep('x', 1 << 16) while true do f:write(s) end",
+        small(),
+        LimitKind::Scratch,
+    );
+    expect_limit(
+        "local s = string.rep('y', 1 << 16) while true do local f = io.open('/log', 'a') f:write(s) f:close() end",
+        small(),
+        LimitKind::Scratch,
+    );
+    expect_limit(
+        "local i = 0 while true do i = i + 1 io.open('/f' .. i, 'w'):close() end",
+        small(),
+        LimitKind::Scratch,
+    );
+    // What counts is what the directory holds: rewriting one file goes on
+    // far past the cap in bytes written (here 37.5 MiB against 4 MiB).
+    let out = run_with(
+        "local s = string.rep('z', 1 << 16) \
+         for i = 1, 600 do local f = io.open('/state', 'w') f:write(s) f:close() end \
+         local f = io.open('/state') local n = #f:read('a') f:close() return n",
+        small(),
+    );
+    assert_eq!(out.result, HookResult::Ok(json!(1 << 16)));
+}
+
+#[test]
 fn no_files_outside_the_scratch_directory() {
     for path in [
         "/etc/passwd",

@@ -43,6 +43,11 @@ pub struct Args {
     /// Most Run calls.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_calls: u32,
+    /// Most space the chunk's files may take in its scratch directory (the
+    /// `/` that `io` sees), e.g. `64MiB`; each file counts its blocks on
+    /// disk plus 4 KiB.
+    #[arg(long, default_value = "64MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
+    pub max_scratch: u64,
     /// Print one JSON object: outcome, value | message+traceback | limit, stats, log.
     #[arg(long)]
     pub json: bool,
@@ -86,6 +91,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         max_result_bytes: u32::try_from(args.max_result).unwrap_or(u32::MAX),
         max_log_bytes: args.max_log,
         max_run_calls: args.max_calls,
+        max_scratch_bytes: args.max_scratch,
     };
     let outcome = runtime.run_hook(request);
     if args.json {
@@ -162,6 +168,9 @@ pub fn limit_message(kind: crate::sandbox::LimitKind) -> &'static str {
             "the hook's returned value or log was larger than allowed (raise --max-result / --max-log)"
         }
         Calls => "the hook made more Run calls than allowed (raise --max-calls)",
+        Scratch => {
+            "the hook's files in its scratch directory would have taken more space than allowed (raise --max-scratch)"
+        }
     }
 }
 

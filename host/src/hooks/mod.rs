@@ -314,5 +314,9 @@ pub fn limit_words(kind: LimitKind, limits: &Limits) -> String {
             limits.max_result_bytes, limits.max_log_bytes
         ),
         LimitKind::Calls => format!("it made more than {} Run calls", limits.max_run_calls),
+        LimitKind::Scratch => format!(
+            "its scratch directory would have held more than {} bytes",
+            limits.max_scratch_bytes
+        ),
     }
 }

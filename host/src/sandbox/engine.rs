@@ -86,6 +86,7 @@ impl Flavor {
         let component = super::cache::load_or_compile(&engine, wasm, cache_dir)?;
         let mut linker: Linker<HookState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        super::scratch_quota::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Hook::add_to_linker::<HookState, wasmtime::component::HasSelf<HookState>>(
             &mut linker,
             |s| s,

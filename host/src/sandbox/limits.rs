@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_log_bytes: u64,
     /// Most Run calls the hook may make.
     pub max_run_calls: u32,
+    /// Most space the hook's scratch directory may hold, in bytes (each
+    /// file counts its blocks on disk plus 4 KiB).
+    pub max_scratch_bytes: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_result_bytes: 16 << 20,
             max_log_bytes: 16 << 20,
             max_run_calls: 10_000,
+            max_scratch_bytes: 64 << 20,
         }
     }
 }
@@ -48,6 +52,8 @@ pub enum LimitKind {
     Output,
     /// The hook made more Run calls than allowed.
     Calls,
+    /// The hook's scratch directory would hold more than allowed.
+    Scratch,
 }
 
 impl LimitKind {
@@ -59,6 +65,7 @@ impl LimitKind {
             LimitKind::Memory => "memory",
             LimitKind::Output => "output",
             LimitKind::Calls => "calls",
+            LimitKind::Scratch => "scratch",
         }
     }
 }

@@ -11,6 +11,7 @@ mod cache;
 mod engine;
 mod limits;
 mod scratch;
+mod scratch_quota;
 mod state;
 
 pub use limits::{LimitHit, LimitKind, Limits};
@@ -241,6 +242,16 @@ impl Runtime {
         })
     }
 
+    /// The engine and the compiled guest component (for tests that look at
+    /// what the guest imports).
+    #[cfg(test)]
+    pub(crate) fn guest(&self) -> (&wasmtime::Engine, &wasmtime::component::Component) {
+        (
+            &self.plain.engine,
+            self.plain.pre.instance_pre().component(),
+        )
+    }
+
     fn flavor(&self, metered: bool) -> Result<&engine::Flavor, String> {
         if !metered {
             return Ok(&self.plain);
@@ -341,6 +352,7 @@ impl Runtime {
             log_bytes: 0,
             transcript: Vec::new(),
             last_failed_call: None,
+            scratch: scratch_quota::ScratchMeter::new(scratch.path(), limits.max_scratch_bytes),
         };
         let mut store = wasmtime::Store::new(&flavor.engine, state);
         store.limiter(|s| &mut s.memory);

@@ -35,6 +35,8 @@ pub struct HookState {
     pub transcript: Vec<TranscriptEntry>,
     /// The last Run call that exited non-zero (for the fault).
     pub last_failed_call: Option<RunFault>,
+    /// Space accounting of the hook's scratch directory.
+    pub scratch: Arc<super::scratch_quota::ScratchMeter>,
 }
 
 impl WasiView for HookState {
