@@ -92,18 +92,21 @@ pub struct ScratchPool {
 /// One hook's scratch directory; handed back to the pool on drop.
 pub struct Scratch<'a> {
     pool: &'a ScratchPool,
-    dir: Option<Fresh>,
+    dir: Fresh,
 }
 
 impl Scratch<'_> {
     pub fn path(&self) -> &Path {
-        self.dir.as_ref().map_or(Path::new(""), |d| &d.path)
+        &self.dir.path
     }
 }
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
-        let Some(dir) = self.dir.take() else { return };
+        let dir = Fresh {
+            path: std::mem::take(&mut self.dir.path),
+            made: self.dir.made,
+        };
         let shared = &self.pool.shared;
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         st.used.push(dir);
@@ -118,7 +121,7 @@ impl Drop for Scratch<'_> {
 /// leaves the access time alone; any doubt (an error, no `O_NOATIME`) means
 /// "not pristine", and the directory is removed.
 fn is_pristine(dir: &Fresh) -> bool {
-    if Stamp::of(&dir.path).ok() != Some(dir.made) || dir.made.nlink != 2 {
+    if dir.made.nlink != 2 || Stamp::of(&dir.path).ok() != Some(dir.made) {
         return false;
     }
     is_empty_noatime(&dir.path).unwrap_or(false)
@@ -305,10 +308,7 @@ impl ScratchPool {
             Some(d) => d,
             None => self.shared.make()?,
         };
-        Ok(Scratch {
-            pool: self,
-            dir: Some(dir),
-        })
+        Ok(Scratch { pool: self, dir })
     }
 }
 
