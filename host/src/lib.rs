@@ -9,7 +9,9 @@
 pub mod cli;
 pub mod engine;
 pub mod hooks;
+pub mod json;
 pub mod run;
 pub mod sandbox;
+pub mod schema;
 pub mod toolkit;
 pub mod util;

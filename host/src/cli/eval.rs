@@ -92,6 +92,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         max_log_bytes: args.max_log,
         max_run_calls: args.max_calls,
         max_scratch_bytes: args.max_scratch,
+        ..Limits::default()
     };
     let outcome = runtime.run_hook(request);
     if args.json {

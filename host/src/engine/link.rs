@@ -79,7 +79,7 @@ pub fn public_dsource(ds: &DSource, tk: Option<&Toolkit>) -> Value {
 /// offending field.
 pub fn check_against(schema: &Value, value: &Value, what: &str) -> std::result::Result<(), String> {
     let secrets = params::collect_secrets(schema, value);
-    params::schema_violations(schema, value, &secrets).map_err(|v| {
+    params::schema_violations(schema, value, &secrets, &Default::default()).map_err(|v| {
         format!(
             "the {what} does not match the toolkit's schema: {}",
             v.join("; ")

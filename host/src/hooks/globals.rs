@@ -94,7 +94,7 @@ pub fn prepare_parameters(
     };
     params::apply_defaults(schema, &mut value);
     let secrets = params::collect_secrets(schema, &value);
-    if let Err(errs) = params::schema_violations(schema, &value, &secrets) {
+    if let Err(errs) = params::schema_violations(schema, &value, &secrets, &Default::default()) {
         return Err(SetupError::InvalidParameters {
             schema: what,
             problems: errs,

@@ -215,6 +215,7 @@ pub fn resolve<'t>(
 /// applied to the parameters, which are validated; password values become
 /// secrets), run it in a fresh sandbox, then apply its kind's return check.
 pub fn run_hook(inv: Invocation<'_>) -> Result<HookRun, SetupError> {
+    let deadline = std::time::Instant::now().checked_add(inv.limits.timeout);
     let (spec, script) = resolve(inv.toolkit, &inv.hook)?;
     let globals = globals::build(
         spec,
@@ -243,6 +244,10 @@ pub fn run_hook(inv: Invocation<'_>) -> Result<HookRun, SetupError> {
         &outcome.result,
         &inv.limits,
         &secrets,
+        &crate::schema::Budget {
+            steps: inv.limits.max_schema_steps,
+            deadline,
+        },
     );
     Ok(HookRun {
         outcome,
@@ -258,15 +263,18 @@ fn map_result(
     result: &HookResult,
     limits: &Limits,
     secrets: &[String],
+    budget: &crate::schema::Budget,
 ) -> Result<serde_json::Value, HookFailure> {
     use params::mask;
     match result {
         HookResult::Ok(v) => {
-            returns::check_return(spec, toolkit, v.clone(), secrets).map_err(|m| HookFailure {
-                kind: FailureKind::BadResult,
-                message: mask(&format!("{chunk_name}: {m}"), secrets),
-                traceback: None,
-                fault: None,
+            returns::check_return_within(spec, toolkit, v.clone(), secrets, budget).map_err(|m| {
+                HookFailure {
+                    kind: FailureKind::BadResult,
+                    message: mask(&format!("{chunk_name}: {m}"), secrets),
+                    traceback: None,
+                    fault: None,
+                }
             })
         }
         HookResult::Error(e) => Err(HookFailure {

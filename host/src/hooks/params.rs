@@ -38,30 +38,35 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
     }
 }
 
-/// Check `value` against `schema` (draft-04): one line per violation,
-/// `"/path: message"`, with secrets masked.
+/// Check `value` against `schema` (draft-04) within `budget` (see
+/// [`crate::schema`]): one line per violation, `"/path: message"`, with
+/// secrets masked.
 pub fn schema_violations(
     schema: &Value,
     value: &Value,
     secrets: &[String],
+    budget: &crate::schema::Budget,
 ) -> Result<(), Vec<String>> {
-    let validator = match jsonschema::draft4::new(schema) {
-        Ok(v) => v,
+    use crate::schema::{CheckError, Schema};
+    let schema = match Schema::compile(schema) {
+        Ok(s) => s,
         Err(e) => {
             return Err(vec![format!(
-                "the schema itself is invalid ({e}); run `lunabox validate` on the toolkit"
+                "the schema itself cannot be used ({e}); run `lunabox validate` on the toolkit"
             )]);
         }
     };
-    let errs: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            mask(&format!("{at}: {e}"), secrets)
-        })
-        .collect();
-    if errs.is_empty() { Ok(()) } else { Err(errs) }
+    match schema.check(value, budget) {
+        Ok(()) => Ok(()),
+        Err(CheckError::Invalid(v)) if !v.errors.is_empty() => {
+            let mut errs: Vec<String> = v.errors.iter().map(|e| mask(e, secrets)).collect();
+            if v.more {
+                errs.push("... (more errors not shown)".into());
+            }
+            Err(errs)
+        }
+        Err(e) => Err(vec![mask(&e.to_string(), secrets)]),
+    }
 }
 
 /// The values of `format: "password"` properties in `value` per `schema`
@@ -175,9 +180,10 @@ mod tests {
     #[test]
     fn violations_name_the_path() {
         let schema = json!({"type": "object", "properties": {"port": {"type": "integer"}}, "required": ["port"]});
-        let errs = schema_violations(&schema, &json!({"port": "x"}), &[]).unwrap_err();
+        let errs = schema_violations(&schema, &json!({"port": "x"}), &[], &Default::default())
+            .unwrap_err();
         assert!(errs[0].starts_with("/port:"), "{errs:?}");
-        assert!(schema_violations(&schema, &json!({"port": 1}), &[]).is_ok());
+        assert!(schema_violations(&schema, &json!({"port": 1}), &[], &Default::default()).is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::catalog::{HookSpec, Returns, UpgradeTarget};
 use super::params::schema_violations;
+use crate::schema::Budget;
 use crate::toolkit::Toolkit;
 
 fn as_array(value: Value) -> Option<Vec<Value>> {
@@ -40,11 +41,12 @@ fn against(
     value: &Value,
     prefix: &str,
     secrets: &[String],
+    budget: &Budget,
 ) -> Result<(), String> {
     let Some(schema) = schema else {
         return Ok(());
     };
-    schema_violations(schema, value, secrets)
+    schema_violations(schema, value, secrets, budget)
         .map_err(|errs| format!("{prefix} does not match {what}: {}", errs.join("; ")))
 }
 
@@ -55,6 +57,18 @@ pub fn check_return(
     toolkit: &Toolkit,
     value: Value,
     secrets: &[String],
+) -> Result<Value, String> {
+    check_return_within(spec, toolkit, value, secrets, &Budget::default())
+}
+
+/// [`check_return`], with the schema checks bounded by `budget` (the
+/// hook's deadline, when run for a hook).
+pub fn check_return_within(
+    spec: &HookSpec,
+    toolkit: &Toolkit,
+    value: Value,
+    secrets: &[String],
+    budget: &Budget,
 ) -> Result<Value, String> {
     let name = spec.name;
     match spec.returns {
@@ -77,7 +91,7 @@ pub fn check_return(
                 )
             })?;
             let v = Value::Object(obj);
-            against(toolkit.snapshot_schema(), "snapshotSchema", &v, &format!("{name}'s result"), secrets)?;
+            against(toolkit.snapshot_schema(), "snapshotSchema", &v, &format!("{name}'s result"), secrets, budget)?;
             Ok(v)
         }
         Returns::Repositories | Returns::SourceConfigs => {
@@ -93,7 +107,7 @@ pub fn check_return(
                 )
             })?;
             for (i, item) in items.iter().enumerate() {
-                against(schema, what, item, &format!("{name}'s result [{}]", i + 1), secrets)?;
+                against(schema, what, item, &format!("{name}'s result [{}]", i + 1), secrets, budget)?;
             }
             Ok(Value::Array(items))
         }
@@ -102,7 +116,7 @@ pub fn check_return(
                 format!("{name} must return a source config (a table); it returned {}", short(&value))
             })?;
             let v = Value::Object(obj);
-            against(toolkit.source_config_schema(), "sourceConfigSchema", &v, &format!("{name}'s result"), secrets)?;
+            against(toolkit.source_config_schema(), "sourceConfigSchema", &v, &format!("{name}'s result"), secrets, budget)?;
             Ok(v)
         }
         Returns::MountPath => match value.as_str() {
@@ -139,7 +153,7 @@ pub fn check_return(
                 UpgradeTarget::LinkedParameters => ("linkedSourceDefinition.parameters", toolkit.linked_parameters_schema()),
                 UpgradeTarget::SourceConfig => ("sourceConfigSchema", toolkit.source_config_schema()),
             };
-            against(schema, what, &v, &format!("{name}'s result"), secrets)?;
+            against(schema, what, &v, &format!("{name}'s result"), secrets, budget)?;
             Ok(v)
         }
     }

@@ -136,7 +136,7 @@ pub fn parse_value(function: RunFunction, value: &Value) -> Result<RunCall, Call
 pub(crate) fn parse_with_validator(
     function: RunFunction,
     call_json: &str,
-) -> Result<(RunCall, Option<jsonschema::Validator>), CallError> {
+) -> Result<(RunCall, Option<crate::schema::Schema>), CallError> {
     let value: Value = serde_json::from_str(call_json).map_err(|e| CallError {
         function,
         field: None,
@@ -150,7 +150,7 @@ pub(crate) fn parse_with_validator(
 pub(crate) fn parse_value_with_validator(
     function: RunFunction,
     value: &Value,
-) -> Result<(RunCall, Option<jsonschema::Validator>), CallError> {
+) -> Result<(RunCall, Option<crate::schema::Schema>), CallError> {
     let err = |field: Option<&str>, message: String| CallError {
         function,
         field: field.map(str::to_string),

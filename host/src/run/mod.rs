@@ -40,9 +40,14 @@ pub struct RunContext {
     pub data_directory: Option<PathBuf>,
     /// Most bytes of stdout, and of stderr, kept (the rest is read and dropped).
     pub capture_limit: usize,
+    /// Most bytes the call's output file may grow to: an executor stops a
+    /// command whose file grows past it, and reads no more than this.
+    pub output_limit: u64,
     /// The toolkit's resources (path -> text), to name the resource a command
     /// came from in the transcript.
     pub resources: Arc<BTreeMap<String, String>>,
+    /// Steps the `outputSchema` check may take (see [`crate::schema`]).
+    pub schema_steps: u64,
 }
 
 impl Default for RunContext {
@@ -51,7 +56,9 @@ impl Default for RunContext {
             deadline: None,
             data_directory: None,
             capture_limit: 1 << 20,
+            output_limit: crate::sandbox::Limits::default().max_output_file_bytes,
             resources: Arc::default(),
+            schema_steps: crate::schema::DEFAULT_STEPS,
         }
     }
 }
@@ -141,8 +148,30 @@ pub struct TranscriptEntry {
     pub stdout: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stderr: String,
+    /// Some of stdout was dropped (past the call's capture limit or the
+    /// hook's transcript budget).
+    #[serde(rename = "stdoutTruncated", skip_serializing_if = "std::ops::Not::not")]
+    pub stdout_truncated: bool,
+    /// As `stdout_truncated`, for stderr.
+    #[serde(rename = "stderrTruncated", skip_serializing_if = "std::ops::Not::not")]
+    pub stderr_truncated: bool,
     #[serde(rename = "durationMs")]
     pub duration_ms: u64,
+}
+
+/// Cut `text` to at most `max` bytes (at a character boundary, keeping the
+/// beginning); whether anything was cut.
+pub fn cut_to(text: &mut String, max: u64) -> bool {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 /// Carry out one Run call from the guest: parse `call_json` for `function`,

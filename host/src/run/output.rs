@@ -11,33 +11,16 @@
 use serde_json::Value;
 
 use super::{RawResult, RunFailure};
+use crate::schema::{Budget, CheckError, Schema};
 
 /// Most characters of a stream or output file quoted in a message.
 pub const QUOTE_LIMIT: usize = 2000;
 
-/// Compile `schema` as a draft-04 JSON Schema (the schema itself is checked
-/// against the draft-04 meta-schema; no remote references are fetched).
-pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::draft4::options().build(schema).map_err(|e| {
-        let at = e.instance_path().to_string();
-        if at.is_empty() {
-            e.to_string()
-        } else {
-            format!("at {at}: {e}")
-        }
-    })
-}
-
-/// Each violation of `value` against `validator`, as `"<pointer>: <error>"`
-/// (`/` for the document itself). Empty when the value is valid.
-pub fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Vec<String> {
-    validator
-        .iter_errors(value)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            format!("{}: {e}", if at.is_empty() { "/" } else { at.as_str() })
-        })
-        .collect()
+/// Compile `schema` as a draft-04 JSON Schema (analysed for cost first,
+/// then checked against the draft-04 meta-schema; no remote references are
+/// fetched): see [`crate::schema`].
+pub fn compile_schema(schema: &Value) -> Result<Schema, String> {
+    Schema::compile(schema).map_err(|e| e.to_string())
 }
 
 /// The failure for a call that exited non-zero: exit code, streams, and a
@@ -89,47 +72,69 @@ pub fn check_output(
     label: &str,
     raw: &RawResult,
     schema: &Value,
-    validator: &jsonschema::Validator,
-) -> Result<Value, String> {
+    validator: &Schema,
+    budget: &Budget,
+) -> Result<Value, OutputError> {
     if raw.output_truncated {
-        return Err(format!(
+        return Err(OutputError::Bad(format!(
             "{label} wrote more than {} bytes to $DLPX_OUTPUT_FILE; an output document must be smaller \
              (write large data to a file and return its path)",
             raw.output.len()
-        ));
+        )));
     }
     let text = String::from_utf8_lossy(&raw.output);
     if text.trim().is_empty() {
-        return Err(format!(
+        return Err(OutputError::Bad(format!(
             "{label} wrote no output, but the call has an outputSchema ({}); the script must write one JSON \
              document to the file named by $DLPX_OUTPUT_FILE, e.g. echo '\"ok\"' > \"$DLPX_OUTPUT_FILE\"",
             quote(&schema.to_string(), 200)
-        ));
+        )));
     }
-    let value: Value = match serde_json::from_slice(&raw.output) {
+    let value: Value = match crate::json::parse_slice(&raw.output) {
         Ok(v) => v,
+        Err(crate::json::JsonError::TooDeep) => {
+            return Err(OutputError::Bad(format!(
+                "{label} wrote an output document nested more than {} levels deep; lunabox reads JSON up to \
+                 {} levels (flatten the document)",
+                crate::json::MAX_DEPTH,
+                crate::json::MAX_DEPTH
+            )));
+        }
         Err(e) => {
-            let hint = if !text.trim_start().starts_with(['{', '[', '"']) && e.is_syntax() {
+            let hint = if !text.trim_start().starts_with(['{', '[', '"']) {
                 " (a string must be written with its JSON quotes, e.g. \"ACTIVE\")"
             } else {
                 ""
             };
-            return Err(format!(
+            return Err(OutputError::Bad(format!(
                 "{label} wrote output that is not one JSON document ({e}){hint}; the output was: {}",
                 quote(text.trim_end(), QUOTE_LIMIT)
-            ));
+            )));
         }
     };
-    let errors = schema_errors(validator, &value);
-    if errors.is_empty() {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{label} wrote output that does not match its outputSchema: {}; the output was: {}",
-            errors.join("; "),
+    match validator.check(&value, budget) {
+        Ok(()) => Ok(value),
+        Err(CheckError::Invalid(v)) => Err(OutputError::Bad(format!(
+            "{label} wrote output that does not match its outputSchema: {v}; the output was: {}",
             quote(text.trim(), QUOTE_LIMIT)
-        ))
+        ))),
+        Err(CheckError::Exhausted(crate::schema::Exhaustion::Deadline)) => {
+            Err(OutputError::Deadline)
+        }
+        Err(e @ CheckError::Exhausted(_)) => Err(OutputError::Bad(format!(
+            "{label}: {e}; the output was: {}",
+            quote(text.trim(), 200)
+        ))),
     }
+}
+
+/// Why an output document was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// The whole `BadOutput` message.
+    Bad(String),
+    /// The hook's deadline passed while checking it.
+    Deadline,
 }
 
 /// `text` in backquotes, shortened to its first `limit` characters.
@@ -165,7 +170,17 @@ mod tests {
 
     fn check(schema: Value, output: &str) -> Result<Value, String> {
         let v = compile_schema(&schema).unwrap();
-        check_output("RunBash (resource s.sh)", &raw(output), &schema, &v)
+        check_output(
+            "RunBash (resource s.sh)",
+            &raw(output),
+            &schema,
+            &v,
+            &Budget::default(),
+        )
+        .map_err(|e| match e {
+            OutputError::Bad(m) => m,
+            OutputError::Deadline => "deadline".into(),
+        })
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub(super) fn perform(
                 exit_code: None,
                 stdout: String::new(),
                 stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
                 duration_ms: 0,
             };
             return (
@@ -61,6 +63,8 @@ pub(super) fn perform(
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
         duration_ms: 0,
     };
     let _span = tracing::debug_span!("run", call = %label).entered();
@@ -70,7 +74,7 @@ pub(super) fn perform(
     }
     let result = executor.execute(&call, ctx);
     entry.duration_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
-    let raw = match result {
+    let mut raw = match result {
         Ok(raw) => raw,
         Err(ExecError::Unavailable(m)) => {
             tracing::debug!("unavailable: {m}");
@@ -94,16 +98,31 @@ pub(super) fn perform(
                 entry,
             );
         }
-        Err(ExecError::Deadline { stdout, stderr }) => {
+        Err(ExecError::Deadline {
+            mut stdout,
+            mut stderr,
+        }) => {
+            entry.stdout_truncated = super::cut_to(&mut stdout, ctx.capture_limit as u64);
+            entry.stderr_truncated = super::cut_to(&mut stderr, ctx.capture_limit as u64);
             entry.stdout = mask_secrets(&stdout, secrets);
             entry.stderr = mask_secrets(&stderr, secrets);
             tracing::debug!("killed at the hook's deadline");
             return (Err(RunFailure::Deadline { function: label }), entry);
         }
     };
+    // The capture limits, whatever the executor did.
+    raw.stdout_truncated |= super::cut_to(&mut raw.stdout, ctx.capture_limit as u64);
+    raw.stderr_truncated |= super::cut_to(&mut raw.stderr, ctx.capture_limit as u64);
+    if raw.output.len() as u64 > ctx.output_limit {
+        raw.output
+            .truncate(usize::try_from(ctx.output_limit).unwrap_or(usize::MAX));
+        raw.output_truncated = true;
+    }
     entry.exit_code = Some(raw.exit_code);
     entry.stdout = mask_secrets(&raw.stdout, secrets);
     entry.stderr = mask_secrets(&raw.stderr, secrets);
+    entry.stdout_truncated = raw.stdout_truncated;
+    entry.stderr_truncated = raw.stderr_truncated;
     tracing::debug!(
         exit_code = raw.exit_code,
         output_bytes = raw.output.len(),
@@ -136,9 +155,18 @@ pub(super) fn perform(
         }
         return (Ok(None), entry);
     };
-    match output::check_output(&label, &raw, schema, validator) {
+    let budget = crate::schema::Budget {
+        steps: ctx.schema_steps,
+        deadline: ctx.deadline,
+    };
+    match output::check_output(&label, &raw, schema, validator, &budget) {
         Ok(value) => (Ok(Some(value)), entry),
-        Err(m) => (Err(RunFailure::BadOutput(mask_secrets(&m, secrets))), entry),
+        Err(output::OutputError::Bad(m)) => {
+            (Err(RunFailure::BadOutput(mask_secrets(&m, secrets))), entry)
+        }
+        Err(output::OutputError::Deadline) => {
+            (Err(RunFailure::Deadline { function: label }), entry)
+        }
     }
 }
 

@@ -22,6 +22,21 @@ pub struct Limits {
     /// Most space the hook's scratch directory may hold, in bytes (each
     /// file counts its blocks on disk plus 4 KiB).
     pub max_scratch_bytes: u64,
+    /// Most bytes of a Run call's stdout, and of its stderr, the host keeps
+    /// (the rest is read and dropped; the transcript says so).
+    pub max_capture_bytes: u64,
+    /// Most bytes of stdout and stderr, over all the hook's Run calls,
+    /// kept in its transcript (later output is dropped; the entries say so).
+    pub max_transcript_bytes: u64,
+    /// Largest `$DLPX_OUTPUT_FILE` a Run call may write: a command whose
+    /// file grows past it is stopped and the call fails, saying so.
+    pub max_output_file_bytes: u64,
+    /// Steps one JSON Schema check made for the hook may take (see
+    /// [`crate::schema`]); the hook's deadline bounds it too.
+    pub max_schema_steps: u64,
+    /// Longest error message (and traceback) a hook's failure carries; the
+    /// rest is cut, with a note.
+    pub max_message_bytes: u32,
 }
 
 impl Default for Limits {
@@ -34,6 +49,11 @@ impl Default for Limits {
             max_log_bytes: 16 << 20,
             max_run_calls: 10_000,
             max_scratch_bytes: 64 << 20,
+            max_capture_bytes: 1 << 20,
+            max_transcript_bytes: 4 << 20,
+            max_output_file_bytes: 4 << 20,
+            max_schema_steps: crate::schema::DEFAULT_STEPS,
+            max_message_bytes: 64 << 10,
         }
     }
 }

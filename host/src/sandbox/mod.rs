@@ -351,6 +351,7 @@ impl Runtime {
             log: Vec::new(),
             log_bytes: 0,
             transcript: Vec::new(),
+            transcript_bytes: 0,
             last_failed_call: None,
             scratch: scratch_quota::ScratchMeter::new(scratch.path(), limits.max_scratch_bytes),
         };

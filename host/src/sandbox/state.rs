@@ -33,6 +33,8 @@ pub struct HookState {
     pub log: Vec<LogLine>,
     pub log_bytes: u64,
     pub transcript: Vec<TranscriptEntry>,
+    /// Bytes of stdout and stderr kept in the transcript so far.
+    pub transcript_bytes: u64,
     /// The last Run call that exited non-zero (for the fault).
     pub last_failed_call: Option<RunFault>,
     /// Space accounting of the hook's scratch directory.
@@ -74,17 +76,20 @@ impl host::Host for HookState {
         let ctx = RunContext {
             deadline: Some(self.deadline),
             data_directory: self.data_directory.clone(),
-            capture_limit: 1 << 20,
+            capture_limit: usize::try_from(self.limits.max_capture_bytes).unwrap_or(usize::MAX),
+            output_limit: self.limits.max_output_file_bytes,
             resources: self.resources.clone(),
+            schema_steps: self.limits.max_schema_steps,
         };
         let _span = tracing::info_span!("run_call", function = function.name()).entered();
-        let (result, entry) = run::perform(
+        let (result, mut entry) = run::perform(
             function,
             &call_json,
             self.executor.as_ref(),
             &ctx,
             &self.secrets,
         );
+        self.keep_in_transcript(&mut entry);
         self.transcript.push(entry);
         match result {
             Ok(Some(value)) => Ok(Ok(Some(value.to_string()))),
@@ -156,29 +161,58 @@ impl host::Host for HookState {
         schema_json: String,
         value_json: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        Ok(validate_json_text(&schema_json, &value_json))
+        let budget = crate::schema::Budget {
+            steps: self.limits.max_schema_steps,
+            deadline: Some(self.deadline),
+        };
+        match validate_json_text(&schema_json, &value_json, &budget) {
+            Err(crate::schema::CheckError::Exhausted(crate::schema::Exhaustion::Deadline)) => {
+                Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
+            }
+            other => Ok(other.map_err(|e| e.to_string())),
+        }
     }
 }
 
-/// Check a JSON document against a draft-04 JSON Schema, both as text.
-pub fn validate_json_text(schema_json: &str, value_json: &str) -> Result<(), String> {
-    let schema: serde_json::Value =
-        serde_json::from_str(schema_json).map_err(|e| format!("the schema is not JSON: {e}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(value_json).map_err(|e| format!("the value is not JSON: {e}"))?;
-    let validator = jsonschema::draft4::options()
-        .build(&schema)
-        .map_err(|e| format!("invalid JSON Schema: {e}"))?;
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            format!("{}: {e}", if at.is_empty() { "/" } else { at.as_str() })
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
+impl HookState {
+    /// Keep `entry`'s streams within what is left of the hook's transcript
+    /// budget ([`Limits::max_transcript_bytes`]); what does not fit is
+    /// dropped and the entry says so.
+    fn keep_in_transcript(&mut self, entry: &mut TranscriptEntry) {
+        let mut left = self
+            .limits
+            .max_transcript_bytes
+            .saturating_sub(self.transcript_bytes);
+        for (text, truncated) in [
+            (&mut entry.stdout, &mut entry.stdout_truncated),
+            (&mut entry.stderr, &mut entry.stderr_truncated),
+        ] {
+            *truncated |= run::cut_to(text, left);
+            left -= text.len() as u64;
+            self.transcript_bytes += text.len() as u64;
+        }
     }
+}
+
+/// Check a JSON document against a draft-04 JSON Schema, both as text,
+/// within `budget` (see [`crate::schema`]).
+pub fn validate_json_text(
+    schema_json: &str,
+    value_json: &str,
+    budget: &crate::schema::Budget,
+) -> Result<(), crate::schema::CheckError> {
+    use crate::schema::{CheckError, Schema, Violations};
+    let invalid = |m: String| {
+        CheckError::Invalid(Violations {
+            errors: vec![m],
+            more: false,
+        })
+    };
+    let schema = crate::json::parse(schema_json)
+        .map_err(|e| invalid(format!("the schema is not usable JSON: {e}")))?;
+    let value = crate::json::parse(value_json)
+        .map_err(|e| invalid(format!("the value is not usable JSON: {e}")))?;
+    let schema =
+        Schema::compile(&schema).map_err(|e| invalid(format!("invalid JSON Schema: {e}")))?;
+    schema.check(&value, budget)
 }

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::schema::{Budget, CheckError, SchemaError};
+
 use super::super::diag::Diagnostic;
 use super::super::load::Loaded;
 
@@ -68,13 +70,19 @@ pub fn schema_problems(schema: &Value) -> Vec<(String, String)> {
     if !problems.is_empty() {
         return problems;
     }
-    match jsonschema::draft4::new(schema) {
+    match crate::schema::Schema::compile(schema) {
         Ok(_) => Vec::new(),
-        Err(e) => vec![(
-            e.instance_path().to_string(),
+        Err(SchemaError::Invalid(m)) => vec![(
+            String::new(),
             format!(
-                "the schema does not compile: {e}; fix it (a bad `pattern` or an unresolvable `$ref`?)"
+                "the schema does not compile: {m}; fix it (a bad `pattern`? lookaround and backreferences \
+                 are not supported: patterns run on a linear-time engine)"
             ),
+        )],
+        Err(SchemaError::Unsupported { pointer, message }) => vec![(pointer, message)],
+        Err(e) => vec![(
+            String::new(),
+            format!("the schema cannot be checked in bounded time: {e}"),
         )],
     }
 }
@@ -91,9 +99,13 @@ fn check_defaults(schema: &Value, ptr: &str, file: &str, out: &mut Vec<Diagnosti
         if let Some(default) = sub.get("default")
             && sub.is_object()
             && schema_problems(sub).is_empty()
-            && let Ok(v) = jsonschema::draft4::new(sub)
+            && let Ok(v) = crate::schema::Schema::compile(sub)
         {
-            let errs: Vec<String> = v.iter_errors(default).map(|e| e.to_string()).collect();
+            let errs: Vec<String> = match v.check(default, &Budget::default()) {
+                Ok(()) => Vec::new(),
+                Err(CheckError::Invalid(v)) => v.errors,
+                Err(e) => vec![e.to_string()],
+            };
             if !errs.is_empty() {
                 out.push(Diagnostic::error(
                     "schema-default",
