@@ -1,6 +1,8 @@
-//! Small shared helpers: logging set-up and parsing of human-written sizes
-//! and durations (`64MiB`, `500ms`).
+//! Small shared helpers: logging set-up, parsing of human-written sizes
+//! and durations (`64MiB`, `500ms`), and making text safe to show a person
+//! ([`for_person`]).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Start `tracing` output on stderr, filtered by `RUST_LOG` (default: warn).
@@ -11,6 +13,35 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `text` made safe to print on a person's terminal: every control
+/// character but newline and tab (C0, DEL, C1: ESC, BEL, CR, backspace,
+/// ...) and the bidirectional-override characters are shown escaped
+/// (`\x1b`, `\r`, `\u{202e}`), so text from a hook's commands can never
+/// move the cursor, rewrite a line or recolour the screen. `--json` output
+/// is not passed through this: JSON escapes control characters itself.
+pub fn for_person(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Parse a duration such as `2s`, `500ms`, `1m30s` or `1.5s`.
@@ -70,6 +101,15 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("soon").unwrap_err().contains("500ms"));
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(for_person("ok\tline\n"), "ok\tline\n");
+        assert_eq!(
+            for_person("\x1b[2K\rfake ok\x07\u{9b}x\u{202e}"),
+            "\\x1b[2K\\rfake ok\\x07\\x9bx\\u{202e}"
+        );
     }
 
     #[test]

@@ -34,14 +34,14 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let loaded = match load(&args.dir) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
     let runtime = if args.no_syntax {
         None
     } else {
-        eprintln!(
+        say_err!(
             "checking {} (compiling hooks in the sandbox)...",
             args.dir.display()
         );
@@ -50,11 +50,11 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let report = validate(&loaded, runtime.as_ref().map(|r| r as &dyn SyntaxCheck));
     if !report.ok() {
         print_report(&args.dir.display().to_string(), &report);
-        eprintln!("error: not built; fix the errors above and run `lunabox build` again");
+        say_err!("error: not built; fix the errors above and run `lunabox build` again");
         return Ok(ExitCode::from(1));
     }
     for w in report.warnings() {
-        eprintln!("{w}");
+        say_err!("{w}");
     }
     let text = build::to_built_text(&loaded.toolkit);
     let tmp = args.output.with_extension("json.tmp");
@@ -66,7 +66,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     })?;
     std::fs::rename(&tmp, &args.output)
         .with_context(|| format!("cannot move {} to {}", tmp.display(), args.output.display()))?;
-    eprintln!(
+    say_err!(
         "built {} {} -> {} ({} hooks, {} resources, {} bytes)",
         loaded.toolkit.name().unwrap_or("?"),
         loaded.toolkit.version().unwrap_or("?"),

@@ -22,6 +22,8 @@ pub struct Args {
     /// How often to run each dSource's worker hook.
     #[arg(long, value_parser = duration_arg, default_value = "10s", value_name = "DURATION")]
     pub worker_interval: Duration,
+    #[command(flatten)]
+    pub timeouts: super::dsource::TimeoutArgs,
     /// Print a summary as JSON on stdout when it stops.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +42,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<ExitCode> {
     let mut engine = open_engine(ctx)?;
+    a.timeouts.apply(&mut engine)?;
     // SAFETY: installing a handler that only stores to an atomic and
     // resets the disposition, both async-signal-safe.
     unsafe {

@@ -18,12 +18,34 @@ use crate::engine::{retention, staging, toolkits};
 fn read_json_file(path: &Path, what: &str) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} file `{}`", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
+    crate::json::parse(&text).with_context(|| {
         format!(
             "the {what} file `{}` is not valid JSON; it must hold one JSON object",
             path.display()
         )
     })
+}
+
+/// `--timeout`, shared by the commands that run hooks.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TimeoutArgs {
+    /// Deadline of the hooks this command runs: DURATION for every hook, or
+    /// HOOK=DURATION (`status=5s`, `resync=2h`, `virtual/status=10s`);
+    /// repeatable. Without it: the dSource's own (`lunabox policy
+    /// --timeout`), else the hook kind's default (status 30s, worker 60s,
+    /// start/stop 30m, pre/postSnapshot 1h, resync 12h).
+    #[arg(long = "timeout", value_name = "[HOOK=]DURATION")]
+    pub timeout: Vec<String>,
+}
+
+impl TimeoutArgs {
+    /// Make the engine run hooks with these deadlines.
+    pub fn apply(&self, engine: &mut crate::engine::Engine) -> anyhow::Result<()> {
+        let t = crate::engine::deadlines::HookTimeouts::parse(&self.timeout)
+            .map_err(anyhow::Error::msg)?;
+        engine.set_hook_timeouts(t);
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]
@@ -72,6 +94,8 @@ pub struct LinkArgs {
     /// How long to wait for another operation on this dSource.
     #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Print the job as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -88,6 +112,8 @@ pub struct SyncArgs {
     /// How long to wait for another operation on this dSource.
     #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Print the job as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +126,8 @@ pub struct NameArgs {
     /// How long to wait for another operation on this dSource.
     #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +138,8 @@ pub struct NameArgs {
 pub struct StatusArgs {
     /// Only this dSource.
     pub name: Option<String>,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -128,6 +158,11 @@ pub struct PolicyArgs {
     /// SnapSync this often when the daemon runs (e.g. 30m), or `never`.
     #[arg(long, value_name = "DURATION|never")]
     pub sync_every: Option<String>,
+    /// Deadline of one of this dSource's hooks, kept with it: HOOK=DURATION
+    /// (`status=10s`, `resync=6h`, `*=1h`), or HOOK=default to go back to the
+    /// hook kind's default; repeatable. A command's own --timeout still wins.
+    #[arg(long = "timeout", value_name = "HOOK=DURATION|default")]
+    pub timeout: Vec<String>,
     /// How long to wait for another operation on this dSource.
     #[arg(long, value_parser = duration_arg, default_value = "10m", value_name = "DURATION")]
     pub lock_timeout: Duration,
@@ -182,6 +217,7 @@ pub fn link(ctx: &Context, a: LinkArgs) -> anyhow::Result<ExitCode> {
         keep: a.keep,
         lock_timeout: a.lock_timeout,
     };
+    a.timeouts.apply(&mut engine)?;
     let r = link::link(&mut engine, &req, &Stderr::new(None))?;
     if a.json {
         print_json(&r)?;
@@ -199,7 +235,7 @@ fn summarize(
     match snapshot {
         Some(s) => {
             let stats = &s.stats;
-            println!(
+            say!(
                 "snapshot {} of `{name}` taken (job {}): {} files, {} new, {} shared with the previous snapshot",
                 s.id,
                 job.id,
@@ -209,11 +245,11 @@ fn summarize(
             );
         }
         None if job.state == crate::engine::jobs::JobState::Succeeded => {
-            println!("job {} succeeded", job.id);
+            say!("job {} succeeded", job.id);
         }
         None => {
             print_job(job, false);
-            eprintln!(
+            say_err!(
                 "`lunabox faults {name}` shows the failures' output; `lunabox job {}` the whole job",
                 job.id
             );
@@ -227,6 +263,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> anyhow::Result<ExitCode> {
         resync: a.resync,
         lock_timeout: a.lock_timeout,
     };
+    a.timeouts.apply(&mut engine)?;
     let r = snapsync::sync(&mut engine, &a.name, &opts, &Stderr::new(None))?;
     if a.json {
         print_json(&r)?;
@@ -238,6 +275,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> anyhow::Result<ExitCode> {
 
 fn toggle(ctx: &Context, a: NameArgs, enable: bool) -> anyhow::Result<ExitCode> {
     let mut engine = open_engine(ctx)?;
+    a.timeouts.apply(&mut engine)?;
     let r = staging::set_enabled(
         &mut engine,
         &a.name,
@@ -248,7 +286,7 @@ fn toggle(ctx: &Context, a: NameArgs, enable: bool) -> anyhow::Result<ExitCode> 
     if a.json {
         print_json(&r)?;
     } else if r.changed {
-        println!(
+        say!(
             "dSource `{}` {}",
             a.name,
             if enable { "enabled" } else { "disabled" }
@@ -269,6 +307,7 @@ pub fn disable(ctx: &Context, a: NameArgs) -> anyhow::Result<ExitCode> {
 
 pub fn status(ctx: &Context, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut engine = open_engine(ctx)?;
+    a.timeouts.apply(&mut engine)?;
     let list = staging::status(&mut engine, a.name.as_deref())?;
     if a.json {
         if a.name.is_some() {
@@ -279,7 +318,7 @@ pub fn status(ctx: &Context, a: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no dSources; `lunabox link NAME --toolkit T --environment E` links one");
+        say!("no dSources; `lunabox link NAME --toolkit T --environment E` links one");
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = list
@@ -336,7 +375,18 @@ pub fn policy(ctx: &Context, a: PolicyArgs) -> anyhow::Result<ExitCode> {
         Some("never") => Some(None),
         Some(d) => Some(Some(duration_arg(d).map_err(anyhow::Error::msg)?)),
     };
-    if keep.is_none() && every.is_none() {
+    let mut timeouts = Vec::new();
+    for t in &a.timeout {
+        let Some((hook, d)) = t.split_once('=') else {
+            bail!("--timeout `{t}` must be HOOK=DURATION (e.g. status=10s) or HOOK=default");
+        };
+        let d = match d.trim() {
+            "default" => None,
+            d => Some(duration_arg(d).map_err(|m| anyhow::anyhow!("--timeout `{t}`: {m}"))?),
+        };
+        timeouts.push((hook.trim().to_string(), d));
+    }
+    if keep.is_none() && every.is_none() && timeouts.is_empty() {
         let ds = crate::engine::dsources::get(engine.state(), &a.name)?;
         print_policy(&ds, a.json)?;
         return Ok(ExitCode::SUCCESS);
@@ -344,8 +394,11 @@ pub fn policy(ctx: &Context, a: PolicyArgs) -> anyhow::Result<ExitCode> {
     let ds = retention::set_policy(
         &mut engine,
         &a.name,
-        every,
-        keep,
+        &retention::PolicyChange {
+            sync_every: every,
+            keep,
+            timeouts,
+        },
         a.lock_timeout,
         &Stderr::new(None),
     )?;
@@ -356,10 +409,16 @@ pub fn policy(ctx: &Context, a: PolicyArgs) -> anyhow::Result<ExitCode> {
 fn print_policy(ds: &crate::engine::dsources::DSource, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&serde_json::json!({
-            "dsource": ds.name, "keep": ds.keep, "syncEveryMs": ds.sync_every_ms
+            "dsource": ds.name, "keep": ds.keep, "syncEveryMs": ds.sync_every_ms,
+            "timeoutsMs": ds.timeouts,
         }));
     }
-    println!(
+    let deadlines: Vec<String> = ds
+        .timeouts
+        .iter()
+        .map(|(k, d)| format!("{k} {}", human(d)))
+        .collect();
+    say!(
         "dSource `{}`: keep {}, SnapSync {}",
         ds.name,
         ds.keep
@@ -372,5 +431,8 @@ fn print_policy(ds: &crate::engine::dsources::DSource, json: bool) -> anyhow::Re
             ))
             .unwrap_or_else(|| "on demand only".into())
     );
+    if !deadlines.is_empty() {
+        say!("  hook deadlines: {}", deadlines.join(", "));
+    }
     Ok(())
 }

@@ -52,9 +52,10 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&env)?;
             } else {
-                println!(
+                say!(
                     "added environment `{}` (local, user {})",
-                    env.name, env.user
+                    env.name,
+                    env.user
                 );
             }
         }
@@ -63,7 +64,7 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&list)?;
             } else if list.is_empty() {
-                println!("no environments; add one with `lunabox env add NAME --local`");
+                say!("no environments; add one with `lunabox env add NAME --local`");
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -82,7 +83,7 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Rm { name } => {
             environments::remove(engine.state_mut(), &name)?;
-            println!("removed environment `{name}`");
+            say!("removed environment `{name}`");
         }
     }
     Ok(ExitCode::SUCCESS)

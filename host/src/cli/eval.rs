@@ -104,7 +104,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    say_err!("error: {message}");
     ExitCode::from(super::EXIT_USAGE)
 }
 
@@ -113,7 +113,7 @@ fn read_globals(
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match serde_json::from_str(&text) {
+    match crate::json::parse(&text) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
         Ok(_) => anyhow::bail!(
             "{}: --globals must hold a JSON object (name -> value)",
@@ -177,36 +177,37 @@ pub fn limit_message(kind: crate::sandbox::LimitKind) -> &'static str {
 
 fn print_human(outcome: &HookOutcome) {
     for line in &outcome.log {
-        eprintln!("[{}] {}", line.level, line.message);
+        say_err!("[{}] {}", line.level, line.message);
     }
     match &outcome.result {
         HookResult::Ok(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         HookResult::Error(e) => {
-            eprintln!("error: {}", e.message);
+            say_err!("error: {}", e.message);
             if let Some(f) = &e.fault {
-                eprintln!(
+                say_err!(
                     "  failed call: {} exited with status {}",
-                    f.function, f.exit_code
+                    f.function,
+                    f.exit_code
                 );
                 if !f.stdout.is_empty() {
-                    eprintln!("  stdout: {}", f.stdout.trim_end());
+                    say_err!("  stdout: {}", f.stdout.trim_end());
                 }
                 if !f.stderr.is_empty() {
-                    eprintln!("  stderr: {}", f.stderr.trim_end());
+                    say_err!("  stderr: {}", f.stderr.trim_end());
                 }
             }
             if let Some(tb) = &e.traceback {
-                eprintln!("{tb}");
+                say_err!("{tb}");
             }
         }
-        HookResult::Limit(kind) => eprintln!("limit ({kind}): {}", limit_message(*kind)),
+        HookResult::Limit(kind) => say_err!("limit ({kind}): {}", limit_message(*kind)),
     }
     let s = &outcome.stats;
     let fuel = s
         .fuel_used
         .map(|f| format!(", fuel {f}"))
         .unwrap_or_default();
-    eprintln!(
+    say_err!(
         "({:.1} ms, peak memory {} KiB, {} Run calls{fuel})",
         s.wall,
         s.peak_memory / 1024,

@@ -38,7 +38,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     match scaffold::create(&args.dir, &args.name, kind) {
         Ok(path) => {
-            eprintln!(
+            say_err!(
                 "created {} toolkit `{}` in {}; check it with `lunabox validate {}`",
                 match kind {
                     LinkedKind::Staged => "a staged",
@@ -51,7 +51,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ (ScaffoldError::BadName { .. } | ScaffoldError::Exists(_))) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             Ok(ExitCode::from(super::EXIT_USAGE))
         }
         Err(e) => Err(e.into()),

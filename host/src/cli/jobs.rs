@@ -20,7 +20,7 @@ use crate::engine::{Engine, faults};
 pub(super) fn open_engine(ctx: &Context) -> anyhow::Result<Engine> {
     let engine = Engine::open(ctx.state.as_deref()).context("cannot open the lunabox state")?;
     for line in engine.recovered().lines() {
-        eprintln!("{line}");
+        say_err!("{line}");
     }
     Ok(engine)
 }
@@ -56,7 +56,11 @@ pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             }
         }
         use std::io::Write;
-        let _ = writeln!(std::io::stdout().lock(), "{}", s.trim_end());
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            crate::util::for_person(s.trim_end())
+        );
     };
     line(headers.to_vec());
     for r in rows {
@@ -88,7 +92,7 @@ pub(super) fn job_exit(ok: bool) -> ExitCode {
 
 /// Print a job's steps as the human view of `job ID` and failed syncs.
 pub(super) fn print_job(j: &Job, verbose: bool) {
-    println!(
+    say!(
         "job {}: {}{} {} (started {}, {})",
         j.id,
         j.kind,
@@ -101,13 +105,13 @@ pub(super) fn print_job(j: &Job, verbose: bool) {
         job_duration(j)
     );
     if let Some(e) = &j.error {
-        println!("  error: {e}");
+        say!("  error: {e}");
     }
     if let Some(s) = j.snapshot_id {
-        println!("  snapshot: {s}");
+        say!("  snapshot: {s}");
     }
     for s in &j.steps {
-        println!(
+        say!(
             "  [{}] {:<13} {:<7} {}{}",
             s.seq,
             s.step,
@@ -123,7 +127,7 @@ pub(super) fn print_job(j: &Job, verbose: bool) {
         }
         if let Some(lines) = s.log.as_array() {
             for l in lines {
-                println!(
+                say!(
                     "      log {}: {}",
                     l["level"].as_str().unwrap_or("info"),
                     l["message"].as_str().unwrap_or("")
@@ -136,7 +140,7 @@ pub(super) fn print_job(j: &Job, verbose: bool) {
                     .as_str()
                     .map(|r| format!(" resources[{r}]"))
                     .unwrap_or_default();
-                println!(
+                say!(
                     "      {}{} on {} as {} -> exit {} ({} ms)",
                     c["function"].as_str().unwrap_or("?"),
                     what,
@@ -151,17 +155,17 @@ pub(super) fn print_job(j: &Job, verbose: bool) {
                 for stream in ["stdout", "stderr"] {
                     if let Some(text) = c[stream].as_str().filter(|t| !t.trim().is_empty()) {
                         for l in text.lines().take(20) {
-                            println!("          {stream}: {l}");
+                            say!("          {stream}: {l}");
                         }
                     }
                 }
             }
         }
         if !s.value.is_null() {
-            println!("      returned: {}", s.value);
+            say!("      returned: {}", s.value);
         }
         if !s.stats.is_null() && s.step == "snapshot" {
-            println!("      stats: {}", s.stats);
+            say!("      stats: {}", s.stats);
         }
     }
 }
@@ -193,7 +197,7 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
         if a.json {
             print_json(&f)?;
         } else {
-            println!("fault {id} resolved");
+            say!("fault {id} resolved");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -206,11 +210,11 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no {}faults", if a.all { "" } else { "open " });
+        say!("no {}faults", if a.all { "" } else { "open " });
         return Ok(ExitCode::SUCCESS);
     }
     for f in &list {
-        println!(
+        say!(
             "fault {} [{}] {}{}{}",
             f.id,
             format_ms(f.created_ms),
@@ -222,10 +226,10 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        println!("  {}", f.message);
+        say!("  {}", f.message);
         let d = &f.detail;
         if let Some(code) = d.get("exitCode").and_then(Value::as_i64) {
-            println!(
+            say!(
                 "  {} exited with {code}",
                 d.get("function")
                     .and_then(Value::as_str)
@@ -238,9 +242,9 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
                 .and_then(Value::as_str)
                 .filter(|t| !t.trim().is_empty())
             {
-                println!("  {key}:");
+                say!("  {key}:");
                 for l in t.lines().take(40) {
-                    println!("    {l}");
+                    say!("    {l}");
                 }
             }
         }
@@ -271,7 +275,7 @@ pub fn jobs(ctx: &Context, a: JobsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no jobs");
+        say!("no jobs");
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = list

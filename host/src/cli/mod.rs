@@ -5,6 +5,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for a person: the text goes through [`crate::util::for_person`]
+/// (control characters from hooks' output shown escaped). JSON output uses
+/// `println!`/`print_json` directly.
+macro_rules! say {
+    () => { println!() };
+    ($($t:tt)*) => { println!("{}", $crate::util::for_person(&format!($($t)*))) };
+}
+
+/// [`say!`] on stderr.
+macro_rules! say_err {
+    () => { eprintln!() };
+    ($($t:tt)*) => { eprintln!("{}", $crate::util::for_person(&format!($($t)*))) };
+}
+
 mod build;
 mod daemon;
 mod dsource;
@@ -111,7 +125,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say_err!("error: {e:#}");
             ExitCode::from(1)
         }
     }

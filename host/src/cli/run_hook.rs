@@ -68,14 +68,14 @@ pub struct Args {
 }
 
 fn usage(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {message}");
+    say_err!("error: {message}");
     Ok(ExitCode::from(super::EXIT_USAGE))
 }
 
 fn read_context(path: &Path) -> Result<HookContext, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
+    let value: Value = crate::json::parse(&text)
         .map_err(|e| format!("{}: not valid JSON ({e}); fix the file", path.display()))?;
     HookContext::from_json(value).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -131,7 +131,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     let chunk = loaded.toolkit.chunk_name(&hook);
     if !args.json {
-        eprintln!(
+        say_err!(
             "running {chunk}{}...",
             if args.responses.is_some() {
                 " (scripted responses)"
@@ -206,32 +206,33 @@ pub fn run_json(hook: &HookId, run: &HookRun) -> Value {
 fn print_human(run: &HookRun) {
     let s = &run.secrets;
     for line in &run.outcome.log {
-        eprintln!("[{}] {}", line.level, mask(&line.message, s));
+        say_err!("[{}] {}", line.level, mask(&line.message, s));
     }
     match &run.value {
-        Ok(v) => println!(
+        Ok(v) => say!(
             "{}",
             serde_json::to_string_pretty(&mask_json(v, s)).unwrap_or_default()
         ),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            say_err!("error: {}", f.message);
             if let Some(fault) = &f.fault {
-                eprintln!(
+                say_err!(
                     "  failed call: {} exited with status {}",
-                    fault.function, fault.exit_code
+                    fault.function,
+                    fault.exit_code
                 );
                 if !fault.stdout.is_empty() {
-                    eprintln!("  stdout: {}", fault.stdout.trim_end());
+                    say_err!("  stdout: {}", fault.stdout.trim_end());
                 }
                 if !fault.stderr.is_empty() {
-                    eprintln!("  stderr: {}", fault.stderr.trim_end());
+                    say_err!("  stderr: {}", fault.stderr.trim_end());
                 }
             }
             if let Some(tb) = &f.traceback {
-                eprintln!("{tb}");
+                say_err!("{tb}");
             }
         }
     }
     let st = &run.outcome.stats;
-    eprintln!("({:.1} ms, {} Run calls)", st.wall, st.run_calls);
+    say_err!("({:.1} ms, {} Run calls)", st.wall, st.run_calls);
 }

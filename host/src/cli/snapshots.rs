@@ -64,9 +64,10 @@ pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!(
+        say!(
             "dSource `{}` has no snapshots; `lunabox sync {}` takes one",
-            a.name, a.name
+            a.name,
+            a.name
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -117,7 +118,7 @@ pub fn run(ctx: &Context, c: Command) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&st)?;
             } else {
-                println!(
+                say!(
                     "exported snapshot {snapshot} of `{name}` to {}: {} files, {} ({})",
                     dir.display(),
                     st.files,
@@ -142,7 +143,7 @@ pub fn run(ctx: &Context, c: Command) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&r)?;
             } else {
-                println!("removed snapshot {snapshot} of `{name}` (job {})", r.job);
+                say!("removed snapshot {snapshot} of `{name}` (job {})", r.job);
             }
         }
     }

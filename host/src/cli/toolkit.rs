@@ -49,23 +49,27 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
                 print_json(&r)?;
             } else {
                 for w in &r.warnings {
-                    eprintln!("{w}");
+                    say_err!("{w}");
                 }
                 match r.outcome.as_str() {
-                    "unchanged" => println!(
+                    "unchanged" => say!(
                         "toolkit `{}` {} is already installed (identical)",
-                        r.name, r.version
+                        r.name,
+                        r.version
                     ),
-                    _ => println!("installed toolkit `{}` {}", r.name, r.version),
+                    _ => say!("installed toolkit `{}` {}", r.name, r.version),
                 }
                 for u in &r.upgrades {
                     if u.ok {
-                        println!(
+                        say!(
                             "upgraded dSource `{}` from {} to {} (job {})",
-                            u.dsource, u.from, u.to, u.job
+                            u.dsource,
+                            u.from,
+                            u.to,
+                            u.job
                         );
                     } else {
-                        println!(
+                        say!(
                             "dSource `{}` NOT upgraded (job {}): {}",
                             u.dsource,
                             u.job,
@@ -85,7 +89,7 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&list)?;
             } else if list.is_empty() {
-                println!("no toolkits installed; `lunabox toolkit install DIR` installs one");
+                say!("no toolkits installed; `lunabox toolkit install DIR` installs one");
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()

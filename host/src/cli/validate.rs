@@ -41,11 +41,11 @@ pub(super) fn syntax_runtime() -> anyhow::Result<Runtime> {
 /// Print a report for a person: one line per problem, then a summary.
 pub(super) fn print_report(name: &str, report: &Report) {
     for d in &report.diagnostics {
-        println!("{d}");
+        say!("{d}");
     }
     let errors = report.errors().count();
     let warnings = report.warnings().count();
-    println!("{name}: {errors} error(s), {warnings} warning(s)");
+    say!("{name}: {errors} error(s), {warnings} warning(s)");
 }
 
 pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
@@ -57,7 +57,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             let runtime = if args.no_syntax {
                 None
             } else {
-                eprintln!(
+                say_err!(
                     "validating {} (compiling hooks in the sandbox)...",
                     args.toolkit.display()
                 );

@@ -50,7 +50,7 @@ pub struct DaemonSummary {
 }
 
 fn log(msg: &str) {
-    eprintln!("{} {msg}", format_ms(now_ms()));
+    eprintln!("{} {}", format_ms(now_ms()), crate::util::for_person(msg));
 }
 
 fn due(last: Option<&Instant>, every: Duration) -> bool {

@@ -68,6 +68,10 @@ pub struct DSource {
     pub last_status: Option<String>,
     pub last_status_ms: Option<i64>,
     pub created_ms: i64,
+    /// Deadlines set for this dSource's hooks (`policy --timeout`), in
+    /// milliseconds by hook.
+    #[serde(rename = "timeoutsMs")]
+    pub timeouts: super::deadlines::HookTimeouts,
 }
 
 impl DSource {
@@ -107,7 +111,7 @@ pub fn new_guid() -> String {
 
 const COLUMNS: &str = "name, guid, toolkit, toolkit_version, kind, environment, environment_user, \
     staging_environment, staging_user, config, repository, parameters, data_directory, mount_path, \
-    enabled, needs_resync, next_snapshot, sync_every_ms, keep, last_sync_ms, last_status, last_status_ms, created_ms";
+    enabled, needs_resync, next_snapshot, sync_every_ms, keep, last_sync_ms, last_status, last_status_ms, created_ms, timeouts";
 
 fn parse_json(s: String) -> Value {
     serde_json::from_str(&s).unwrap_or(Value::Null)
@@ -141,6 +145,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DSource> {
         last_status: r.get(20)?,
         last_status_ms: r.get(21)?,
         created_ms: r.get(22)?,
+        timeouts: super::deadlines::HookTimeouts::from_json(&parse_json(r.get(23)?)),
     })
 }
 
@@ -149,7 +154,7 @@ pub fn insert(state: &State, d: &DSource) -> Result<()> {
     state
         .conn()
         .execute(
-            &format!("INSERT INTO dsources ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
+            &format!("INSERT INTO dsources ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
             params![
                 d.name,
                 d.guid,
@@ -174,6 +179,7 @@ pub fn insert(state: &State, d: &DSource) -> Result<()> {
                 d.last_status,
                 d.last_status_ms,
                 d.created_ms,
+                d.timeouts.to_json().to_string(),
             ],
         )
         .map_err(EngineError::db(format!("creating dSource `{}`", d.name)))?;
@@ -295,6 +301,16 @@ pub fn set_policy(
         )?;
     }
     Ok(())
+}
+
+/// Replace the hook deadlines set for a dSource.
+pub fn set_timeouts(state: &State, name: &str, t: &super::deadlines::HookTimeouts) -> Result<()> {
+    update(
+        state,
+        "setting the hook deadlines",
+        "UPDATE dsources SET timeouts = ?2 WHERE name = ?1",
+        params![name, t.to_json().to_string()],
+    )
 }
 
 /// Move a dSource to another toolkit version with new parameters (upgrade).

@@ -126,7 +126,14 @@ impl<'a> HookRunner<'a> {
                 snapshot_json: None,
             },
             executor: self.executor.clone(),
-            limits: self.limits.clone(),
+            limits: Limits {
+                timeout: super::deadlines::timeout_for(
+                    &hook,
+                    self.engine.hook_timeouts(),
+                    &self.ds.timeouts,
+                ),
+                ..self.limits.clone()
+            },
             data_directory: Some(data_directory),
         };
         let span =

@@ -132,7 +132,7 @@ pub fn parse_param(tk: &Toolkit, key: &str, text: &str) -> Result<Value> {
             _ => return Err(bad("a boolean (true/false)")),
         },
         "object" | "array" => {
-            serde_json::from_str(text).map_err(|_| bad(&format!("an {ty} (JSON)")))?
+            crate::json::parse(text).map_err(|_| bad(&format!("an {ty} (JSON)")))?
         }
         _ => json!(text),
     })
@@ -239,6 +239,7 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         last_status: None,
         last_status_ms: None,
         created_ms: now_ms(),
+        timeouts: super::deadlines::HookTimeouts::none(),
     };
     let job = jobs::start(engine.state(), "link", Some(&req.name))?;
     let mount_hook = HookId::new(HookGroup::Staged, "mountSpec");

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod daemon;
+pub mod deadlines;
 pub mod dsources;
 pub mod environments;
 pub mod error;
@@ -52,6 +53,8 @@ pub struct Engine {
     state: State,
     runtime: OnceLock<Arc<Runtime>>,
     recovered: recovery::Report,
+    /// Hook deadlines set by the running command (`--timeout`).
+    hook_timeouts: deadlines::HookTimeouts,
 }
 
 impl Engine {
@@ -71,6 +74,7 @@ impl Engine {
             state,
             runtime: OnceLock::new(),
             recovered,
+            hook_timeouts: deadlines::HookTimeouts::none(),
         })
     }
 
@@ -87,6 +91,7 @@ impl Engine {
             state,
             runtime,
             recovered: recovery::Report::default(),
+            hook_timeouts: self.hook_timeouts.clone(),
         })
     }
 
@@ -103,6 +108,17 @@ impl Engine {
     /// The state database, for transactions.
     pub fn state_mut(&mut self) -> &mut State {
         &mut self.state
+    }
+
+    /// Set the deadlines of the hooks this engine runs from now on (a
+    /// command's `--timeout`); they win over each dSource's own.
+    pub fn set_hook_timeouts(&mut self, t: deadlines::HookTimeouts) {
+        self.hook_timeouts = t;
+    }
+
+    /// The deadlines set with [`Self::set_hook_timeouts`].
+    pub fn hook_timeouts(&self) -> &deadlines::HookTimeouts {
+        &self.hook_timeouts
     }
 
     /// What startup recovery did.

@@ -76,7 +76,10 @@ impl Progress for Stderr {
         } else {
             format!(" ({})", human(elapsed))
         };
-        eprintln!("{word}{time}{note}");
+        eprintln!(
+            "{}",
+            crate::util::for_person(&format!("{word}{time}{note}"))
+        );
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = false;
     }
 
@@ -86,7 +89,10 @@ impl Progress for Stderr {
             eprintln!();
             *open = false;
         }
-        eprintln!("{}{message}", self.prefix);
+        eprintln!(
+            "{}",
+            crate::util::for_person(&format!("{}{message}", self.prefix))
+        );
     }
 }
 
@@ -122,15 +128,19 @@ impl Progress for Lines {
         let note = note
             .map(|n| format!(": {}", n.lines().next().unwrap_or("")))
             .unwrap_or_default();
-        eprintln!(
+        let line = format!(
             "{}{stage} {} ({}){note}",
             self.prefix,
             outcome.as_str(),
             human(elapsed)
         );
+        eprintln!("{}", crate::util::for_person(&line));
     }
 
     fn note(&self, message: &str) {
-        eprintln!("{}{message}", self.prefix);
+        eprintln!(
+            "{}",
+            crate::util::for_person(&format!("{}{message}", self.prefix))
+        );
     }
 }

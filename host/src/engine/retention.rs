@@ -52,11 +52,11 @@ pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result
 pub fn set_policy(
     engine: &mut Engine,
     name: &str,
-    sync_every: Option<Option<Duration>>,
-    keep: Option<Option<u32>>,
+    change: &PolicyChange,
     lock_timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<dsources::DSource> {
+    let (sync_every, keep) = (change.sync_every, change.keep);
     if keep == Some(Some(0)) {
         return Err(EngineError::Invalid(
             "--keep 0 would delete every snapshot; keep at least 1 (or `--keep none` for no limit)"
@@ -70,16 +70,44 @@ pub fn set_policy(
             "--sync-every must be at least 1s".into(),
         ));
     }
+    if let Some((hook, _)) = change
+        .timeouts
+        .iter()
+        .find(|(_, d)| d.is_some_and(|d| d.is_zero()))
+    {
+        return Err(EngineError::Invalid(format!(
+            "--timeout {hook}=0s: a hook needs some time; give a duration above zero"
+        )));
+    }
     let _lock = engine.lock(name, "policy", lock_timeout, progress)?;
-    dsources::get(engine.state(), name)?;
+    let ds = dsources::get(engine.state(), name)?;
     dsources::set_policy(
         engine.state(),
         name,
         sync_every.map(|o| o.map(|d| d.as_millis() as i64)),
         keep,
     )?;
+    if !change.timeouts.is_empty() {
+        let mut t = ds.timeouts.clone();
+        for (hook, d) in &change.timeouts {
+            t.set(hook, *d)
+                .map_err(|m| EngineError::Invalid(format!("--timeout {hook}: {m}")))?;
+        }
+        dsources::set_timeouts(engine.state(), name, &t)?;
+    }
     apply(engine, name, progress)?;
     dsources::get(engine.state(), name)
+}
+
+/// What `lunabox policy` changes (`None`: leave as it is).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyChange {
+    /// `Some(None)` clears the schedule.
+    pub sync_every: Option<Option<Duration>>,
+    /// `Some(None)` clears the retention.
+    pub keep: Option<Option<u32>>,
+    /// Hook deadlines to set (`Some`) or clear (`None`).
+    pub timeouts: Vec<(String, Option<Duration>)>,
 }
 
 /// What `snapshot rm` did.

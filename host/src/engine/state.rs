@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX faults_by_dsource ON faults (dsource, id);
     "#,
+    // 2: per-dSource hook deadlines (`policy --timeout`), as JSON
+    // {"hook": milliseconds}.
+    r#"
+    ALTER TABLE dsources ADD COLUMN timeouts TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -78,11 +78,23 @@ impl HookContext {
                 "--param `{assignment}` has an empty name; write it as NAME=VALUE"
             )));
         }
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut value = Some(parse_param_value(value));
+        // The nesting rule (crate::json): a dotted name nests one level per
+        // part, so the name and the value together must stay within it.
+        if parts.len() + value.as_ref().map_or(0, crate::json::depth) > crate::json::MAX_DEPTH {
+            return Err(ContextError(format!(
+                "--param `{}`: the name and value nest more than {} levels deep; lunabox handles \
+                 parameters up to {} levels",
+                crate::run::output::quote(key, 60),
+                crate::json::MAX_DEPTH,
+                crate::json::MAX_DEPTH
+            )));
+        }
         let params = self
             .parameters
             .get_or_insert_with(|| Value::Object(Map::new()));
         let mut here = params;
-        let parts: Vec<&str> = key.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
             let Value::Object(obj) = here else {
                 return Err(ContextError(format!(
@@ -91,7 +103,7 @@ impl HookContext {
                 )));
             };
             if i + 1 == parts.len() {
-                obj.insert(part.to_string(), parse_param_value(value));
+                obj.insert(part.to_string(), value.take().unwrap_or_default());
                 return Ok(());
             }
             here = obj

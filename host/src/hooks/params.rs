@@ -131,7 +131,7 @@ pub fn mask_json(value: &Value, secrets: &[String]) -> Value {
 
 /// Parse a `--param K=V` value: JSON when it parses, else the text.
 pub fn parse_param_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+    crate::json::parse(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 #[cfg(test)]

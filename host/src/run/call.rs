@@ -137,7 +137,7 @@ pub(crate) fn parse_with_validator(
     function: RunFunction,
     call_json: &str,
 ) -> Result<(RunCall, Option<crate::schema::Schema>), CallError> {
-    let value: Value = serde_json::from_str(call_json).map_err(|e| CallError {
+    let value: Value = crate::json::parse(call_json).map_err(|e| CallError {
         function,
         field: None,
         message: format!(

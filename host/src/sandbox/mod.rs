@@ -387,8 +387,16 @@ impl Runtime {
             .fuel
             .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
         let result = match call {
-            Ok(Ok(json)) => match serde_json::from_str(&json) {
+            Ok(Ok(json)) => match crate::json::parse(&json) {
                 Ok(v) => HookResult::Ok(v),
+                Err(e @ crate::json::JsonError::TooDeep) => HookResult::Error(HookError {
+                    kind: ErrorKind::BadResult,
+                    message: format!(
+                        "the hook's result cannot be returned: {e}; return a flatter value"
+                    ),
+                    traceback: None,
+                    fault: None,
+                }),
                 Err(e) => HookResult::Error(HookError {
                     kind: ErrorKind::BadResult,
                     message: format!(

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::diag::Diagnostic;
+use super::files::{self, Kind, Listed, ReadError, ToolkitFiles};
 use super::model::{HookGroup, HookId, Toolkit};
 use crate::hooks::catalog::{self, Presence};
 
@@ -127,6 +128,8 @@ pub enum LoadError {
     },
     #[error("{file}: the document must be a JSON object (the toolkit manifest)")]
     NotObject { file: PathBuf },
+    #[error("{path}: {why}")]
+    Refused { path: PathBuf, why: String },
 }
 
 impl LoadError {
@@ -141,6 +144,7 @@ impl LoadError {
                 (file.display().to_string(), u32::try_from(*line).ok())
             }
             LoadError::NotObject { file } => (file.display().to_string(), None),
+            LoadError::Refused { path, .. } => (path.display().to_string(), None),
         };
         Diagnostic::error("load", file, None, self.to_string()).at_line(line)
     }
@@ -162,22 +166,36 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value, LoadError> {
-    let text = fs::read_to_string(path).map_err(|e| LoadError::Io {
-        path: path.into(),
-        source: e,
-    })?;
-    serde_json::from_str(&text).map_err(|e| LoadError::Json {
-        file: path.into(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+/// Largest built toolkit file read: every file a toolkit may hold, and room
+/// for the JSON around them.
+pub const MAX_BUILT_BYTES: u64 = files::MAX_TOTAL_BYTES + (16 << 20);
+
+fn parse_json(bytes: &[u8], file: &Path) -> Result<Value, LoadError> {
+    crate::json::parse_slice(bytes).map_err(|e| match e {
+        crate::json::JsonError::Syntax {
+            message,
+            line,
+            column,
+        } => LoadError::Json {
+            file: file.into(),
+            line,
+            column,
+            message,
+        },
+        e @ crate::json::JsonError::TooDeep => LoadError::Refused {
+            path: file.into(),
+            why: e.to_string(),
+        },
     })
 }
 
 /// Load a built toolkit file.
 pub fn from_built_file(path: &Path) -> Result<Loaded, LoadError> {
-    let value = read_json(path)?;
+    let bytes = files::read_user_file(path, MAX_BUILT_BYTES).map_err(|e| LoadError::Refused {
+        path: path.into(),
+        why: e.to_string(),
+    })?;
+    let value = parse_json(&bytes, path)?;
     from_built_json(value, path.to_path_buf())
 }
 
@@ -331,37 +349,29 @@ pub fn fill_defaults(toolkit: &mut Toolkit) -> BTreeSet<HookId> {
     filled
 }
 
-fn is_hidden(name: &str) -> bool {
-    name.starts_with('.')
-}
-
-/// Sorted, non-hidden entries of a directory.
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, std::io::Error> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if is_hidden(&name) {
-            continue;
-        }
-        let path = e.path();
-        let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-        out.push((name, path, is_dir));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The [`entries`] of a folder inside the toolkit; when it cannot be listed,
-/// `None` and an `unreadable` error naming `shown` (the folder as the
-/// toolkit names it, e.g. `upgrade/`).
+/// The entries of a folder inside the toolkit (`rel`; `shown` as the
+/// toolkit names it, e.g. `upgrade/`). Entries the file rule refuses become
+/// errors naming them; when the folder cannot be listed, `None` and an
+/// `unreadable` error.
 fn list_folder(
-    folder: &Path,
+    files: &ToolkitFiles,
+    rel: &Path,
     shown: impl Into<String>,
     notes: &mut Vec<Diagnostic>,
-) -> Option<Vec<(String, PathBuf, bool)>> {
-    match entries(folder) {
-        Ok(l) => Some(l),
+) -> Option<Vec<Listed>> {
+    let shown = shown.into();
+    match files.list(rel) {
+        Ok(list) => Some(
+            list.into_iter()
+                .filter(|l| match &l.kind {
+                    Kind::Refused(why) => {
+                        notes.push(refused(&format!("{shown}{}", l.name), why));
+                        false
+                    }
+                    _ => true,
+                })
+                .collect(),
+        ),
         Err(e) => {
             notes.push(Diagnostic::error(
                 "unreadable",
@@ -374,13 +384,52 @@ fn list_folder(
     }
 }
 
+/// The error for an entry the file rule refuses.
+fn refused(shown: &str, why: &str) -> Diagnostic {
+    Diagnostic::error("toolkit-file", shown, None, format!("`{shown}` {why}"))
+}
+
+/// The file an entry is read from.
+fn target_of(l: &Listed) -> &Path {
+    match &l.kind {
+        Kind::File { target } => target,
+        _ => &l.rel,
+    }
+}
+
 /// Load a toolkit directory.
 pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
+    let files = ToolkitFiles::open(dir).map_err(|e| LoadError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
+    let top = files.list(Path::new("")).map_err(|e| LoadError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
     let main = dir.join("main.json");
-    if !main.is_file() {
-        return Err(LoadError::NoManifest { dir: dir.into() });
-    }
-    let Value::Object(mut manifest) = read_json(&main)? else {
+    let manifest_bytes = match top.iter().find(|l| l.name == "main.json") {
+        None => return Err(LoadError::NoManifest { dir: dir.into() }),
+        Some(Listed {
+            kind: Kind::Refused(why),
+            ..
+        }) => {
+            return Err(LoadError::Refused {
+                path: main,
+                why: why.clone(),
+            });
+        }
+        Some(Listed {
+            kind: Kind::Dir, ..
+        }) => return Err(LoadError::NoManifest { dir: dir.into() }),
+        Some(l) => files
+            .read_bytes(target_of(l))
+            .map_err(|e| LoadError::Refused {
+                path: main.clone(),
+                why: e.to_string(),
+            })?,
+    };
+    let Value::Object(mut manifest) = parse_json(&manifest_bytes, &main)? else {
         return Err(LoadError::NotObject { file: main });
     };
     let mut notes = Vec::new();
@@ -395,12 +444,12 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
              move those files into resources/ and remove the field",
         ));
     }
-
-    let top = entries(dir).map_err(|e| LoadError::Io {
-        path: dir.into(),
-        source: e,
-    })?;
-    let has = |name: &str| top.iter().any(|(n, _, is_dir)| n == name && *is_dir);
+    for l in &top {
+        if let Kind::Refused(why) = &l.kind {
+            notes.push(refused(&l.name, why));
+        }
+    }
+    let has = |name: &str| top.iter().any(|l| l.name == name && l.is_dir());
 
     if has("staged") && has("direct") {
         notes.push(Diagnostic::error(
@@ -420,7 +469,8 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
     ] {
         if has(group.folder()) {
             load_hook_folder(
-                &dir.join(group.folder()),
+                &files,
+                Path::new(group.folder()),
                 group,
                 group.folder(),
                 &mut toolkit,
@@ -430,21 +480,21 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
     }
 
     if has("upgrade") {
-        load_upgrade(dir, &mut manifest, &mut toolkit, &mut notes);
+        load_upgrade(&files, &mut manifest, &mut toolkit, &mut notes);
     }
 
     if has("resources") {
         load_resources(
-            &dir.join("resources"),
+            &files,
+            Path::new("resources"),
             "",
-            0,
             &mut toolkit.resources,
             &mut notes,
         );
     }
 
     if has("messages") {
-        load_messages(&dir.join("messages"), &mut toolkit.messages, &mut notes);
+        load_messages(&files, &mut toolkit.messages, &mut notes);
     }
 
     toolkit.manifest = manifest;
@@ -460,46 +510,41 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
     })
 }
 
-fn read_text(path: &Path, shown: &str, notes: &mut Vec<Diagnostic>) -> Option<String> {
-    match fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                notes.push(Diagnostic::error(
-                    "not-utf8",
-                    shown,
-                    None,
-                    "the file is not UTF-8 text; toolkit scripts, resources and messages must be text \
-                     (convert it, e.g. with iconv)",
-                ));
-                None
-            }
-        },
+fn read_text(
+    files: &ToolkitFiles,
+    l: &Listed,
+    shown: &str,
+    notes: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match files.read_text(target_of(l)) {
+        Ok(t) => Some(t),
         Err(e) => {
-            notes.push(Diagnostic::error(
-                "unreadable",
-                shown,
-                None,
-                format!("cannot read the file ({e}); check its permissions"),
-            ));
+            let rule = match e {
+                ReadError::NotUtf8 => "not-utf8",
+                ReadError::Io(_) => "unreadable",
+                _ => "toolkit-file",
+            };
+            notes.push(Diagnostic::error(rule, shown, None, e.to_string()));
             None
         }
     }
 }
 
 fn load_hook_folder(
+    files: &ToolkitFiles,
     folder: &Path,
     group: HookGroup,
     shown_dir: &str,
     toolkit: &mut Toolkit,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let Some(list) = list_folder(folder, format!("{shown_dir}/"), notes) else {
+    let Some(list) = list_folder(files, folder, format!("{shown_dir}/"), notes) else {
         return;
     };
-    for (name, path, is_dir) in list {
+    for l in list {
+        let name = &l.name;
         let shown = format!("{shown_dir}/{name}");
-        if is_dir {
+        if l.is_dir() {
             notes.push(Diagnostic::warning(
                 "stray-file",
                 format!("{shown}/"),
@@ -538,7 +583,7 @@ fn load_hook_folder(
             notes.push(Diagnostic::warning(rule, shown, None, message));
             continue;
         }
-        if let Some(text) = read_text(&path, &shown, notes) {
+        if let Some(text) = read_text(files, &l, &shown, notes) {
             toolkit.scripts.insert(HookId::new(group, stem), text);
         }
     }
@@ -552,18 +597,19 @@ fn is_upgrade_version(name: &str) -> bool {
 }
 
 fn load_upgrade(
-    dir: &Path,
+    files: &ToolkitFiles,
     manifest: &mut Map<String, Value>,
     toolkit: &mut Toolkit,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let Some(list) = list_folder(&dir.join("upgrade"), "upgrade/", notes) else {
+    let Some(list) = list_folder(files, Path::new("upgrade"), "upgrade/", notes) else {
         return;
     };
     let mut versions = Vec::new();
-    for (name, path, is_dir) in list {
-        if is_dir && is_upgrade_version(&name) {
-            versions.push((name, path));
+    for l in list {
+        let name = l.name.clone();
+        if l.is_dir() && is_upgrade_version(&name) {
+            versions.push((name, l.rel));
         } else {
             notes.push(Diagnostic::error(
                 "upgrade-layout",
@@ -597,7 +643,7 @@ fn load_upgrade(
         return;
     };
     let shown = format!("upgrade/{version}");
-    load_hook_folder(&path, HookGroup::Upgrade, &shown, toolkit, notes);
+    load_hook_folder(files, &path, HookGroup::Upgrade, &shown, toolkit, notes);
     let def = manifest
         .entry("upgradeDefinition")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -621,37 +667,26 @@ fn load_upgrade(
     }
 }
 
-/// Deepest folder nesting followed under resources/ (a symlink loop stops here).
-const MAX_RESOURCE_DEPTH: usize = 32;
-
 fn load_resources(
+    files: &ToolkitFiles,
     folder: &Path,
     prefix: &str,
-    depth: usize,
     out: &mut BTreeMap<String, String>,
     notes: &mut Vec<Diagnostic>,
 ) {
-    if depth > MAX_RESOURCE_DEPTH {
-        notes.push(Diagnostic::error(
-            "resource-depth",
-            format!("resources/{prefix}"),
-            None,
-            format!(
-                "resources/ is nested more than {MAX_RESOURCE_DEPTH} folders deep here (a symlink loop?); \
-                 flatten it or remove the loop"
-            ),
-        ));
-        return;
-    }
-    let Some(list) = list_folder(folder, format!("resources/{prefix}"), notes) else {
-        return;
-    };
-    for (name, path, is_dir) in list {
-        let key = format!("{prefix}{name}");
-        if is_dir {
-            load_resources(&path, &format!("{key}/"), depth + 1, out, notes);
-        } else if let Some(text) = read_text(&path, &format!("resources/{key}"), notes) {
-            out.insert(key, text);
+    // Folders are nested at most files::MAX_DEPTH deep (list refuses deeper).
+    let mut pending = vec![(folder.to_path_buf(), prefix.to_string())];
+    while let Some((folder, prefix)) = pending.pop() {
+        let Some(list) = list_folder(files, &folder, format!("resources/{prefix}"), notes) else {
+            continue;
+        };
+        for l in list {
+            let key = format!("{prefix}{}", l.name);
+            if l.is_dir() {
+                pending.push((l.rel.clone(), format!("{key}/")));
+            } else if let Some(text) = read_text(files, &l, &format!("resources/{key}"), notes) {
+                out.insert(key, text);
+            }
         }
     }
 }
@@ -684,16 +719,17 @@ pub fn parse_messages(text: &str) -> (BTreeMap<String, String>, Vec<(u32, String
 }
 
 fn load_messages(
-    folder: &Path,
+    files: &ToolkitFiles,
     out: &mut BTreeMap<String, BTreeMap<String, String>>,
     notes: &mut Vec<Diagnostic>,
 ) {
-    let Some(list) = list_folder(folder, "messages/", notes) else {
+    let Some(list) = list_folder(files, Path::new("messages"), "messages/", notes) else {
         return;
     };
-    for (name, path, is_dir) in list {
+    for l in list {
+        let name = &l.name;
         let shown = format!("messages/{name}");
-        let Some(locale) = name.strip_suffix(".txt").filter(|_| !is_dir) else {
+        let Some(locale) = name.strip_suffix(".txt").filter(|_| !l.is_dir()) else {
             notes.push(Diagnostic::warning(
                 "stray-file",
                 shown,
@@ -702,7 +738,7 @@ fn load_messages(
             ));
             continue;
         };
-        let Some(text) = read_text(&path, &shown, notes) else {
+        let Some(text) = read_text(files, &l, &shown, notes) else {
             continue;
         };
         let (map, problems) = parse_messages(&text);

@@ -1,5 +1,6 @@
 //! Toolkits: the in-memory model ([`model`]), loading a directory or a built
-//! JSON file ([`load`]), validation ([`validate`], reporting
+//! JSON file ([`load`], reading files only through [`files`], which decides
+//! what a toolkit's files are), validation ([`validate`], reporting
 //! [`diag::Diagnostic`]s), the built form ([`build`]) and scaffolding a new
 //! toolkit ([`scaffold`]).
 //!
@@ -16,6 +17,7 @@
 
 pub mod build;
 pub mod diag;
+pub mod files;
 pub mod load;
 pub mod model;
 pub mod scaffold;

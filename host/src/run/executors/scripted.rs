@@ -99,7 +99,7 @@ impl ScriptedExecutor {
             source_name: name.clone(),
             message: format!("could not read the responses file: {e}"),
         })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| ResponsesError {
+        let value: Value = crate::json::parse(&text).map_err(|e| ResponsesError {
             source_name: name.clone(),
             message: format!("not valid JSON: {e}"),
         })?;
