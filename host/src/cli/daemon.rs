@@ -1,7 +1,7 @@
 //! `lunabox daemon`.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::Context;
@@ -31,24 +31,12 @@ pub struct Args {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-    // A second signal gets the default action (terminate).
-    // SAFETY: signal() is async-signal-safe.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-    }
-}
-
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<ExitCode> {
     let mut engine = open_engine(ctx)?;
     a.timeouts.apply(&mut engine)?;
-    // SAFETY: installing a handler that only stores to an atomic and
-    // resets the disposition, both async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    // The first Ctrl-C / SIGTERM asks the daemon to stop; a second one
+    // stops lunabox at once.
+    super::signals::graceful(&STOP);
     let opts = DaemonOptions {
         once: a.once,
         status_interval: a.interval,

@@ -27,6 +27,7 @@ mod eval;
 mod init;
 mod jobs;
 mod run_hook;
+mod signals;
 mod snapshots;
 mod toolkit;
 mod validate;
@@ -98,6 +99,7 @@ enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    signals::install();
     crate::util::init_tracing();
     let cli = Cli::parse();
     let ctx = Context { state: cli.state };

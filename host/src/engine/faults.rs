@@ -52,12 +52,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Fault> {
     })
 }
 
-/// Post a fault; returns its id.
+/// Most bytes of a failed call's stdout (and of its stderr) a fault keeps.
+pub const STORED_FAULT_STREAM_BYTES: usize = 64 << 10;
+
+/// Post a fault (the failed call's streams cut to their last
+/// [`STORED_FAULT_STREAM_BYTES`]); returns its id.
 pub fn post(state: &State, f: &NewFault) -> Result<i64> {
-    let detail = if f.detail.is_null() {
+    let mut detail = f.detail.clone();
+    // A fault keeps the end of the failed call's output (where failures
+    // show), bounded: faults of a periodic hook pile up.
+    for key in ["stdout", "stderr"] {
+        if let Some(serde_json::Value::String(s)) = detail.get_mut(key) {
+            crate::run::keep_tail(s, STORED_FAULT_STREAM_BYTES);
+        }
+    }
+    let detail = if detail.is_null() {
         None
     } else {
-        Some(f.detail.to_string())
+        Some(detail.to_string())
     };
     state
         .conn()

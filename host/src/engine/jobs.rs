@@ -221,8 +221,68 @@ pub fn start(state: &State, kind: &str, dsource: Option<&str>) -> Result<i64> {
     Ok(state.conn().last_insert_rowid())
 }
 
-/// Record one step of a running job.
+/// Most bytes of one Run call's stdout (and of its stderr) stored with a
+/// job step: the end, where failures show.
+pub const STORED_STREAM_BYTES: usize = 4 << 10;
+/// Most bytes of all the streams of one step's transcript stored.
+pub const STORED_TRANSCRIPT_BYTES: usize = 256 << 10;
+/// Most bytes of one step's log stored (the last lines).
+pub const STORED_LOG_BYTES: usize = 256 << 10;
+
+/// A transcript (JSON array of entries) cut to what a job stores: each
+/// stream's end, within the step's total; cut entries say so.
+fn stored_transcript(t: &serde_json::Value) -> serde_json::Value {
+    let mut t = t.clone();
+    let mut left = STORED_TRANSCRIPT_BYTES;
+    if let Some(entries) = t.as_array_mut() {
+        for e in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+            for (key, flag) in [("stdout", "stdoutTruncated"), ("stderr", "stderrTruncated")] {
+                let Some(serde_json::Value::String(s)) = e.get_mut(key) else {
+                    continue;
+                };
+                let cut = crate::run::keep_tail(s, STORED_STREAM_BYTES.min(left));
+                left -= s.len().min(left);
+                if cut {
+                    e.insert(flag.to_string(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+    }
+    t
+}
+
+/// A log (JSON array of `{level, message}`) cut to its last lines within
+/// [`STORED_LOG_BYTES`], with a line saying how many were left out.
+fn stored_log(log: &serde_json::Value) -> serde_json::Value {
+    let Some(lines) = log.as_array() else {
+        return log.clone();
+    };
+    let mut total = 0usize;
+    let mut keep = 0usize;
+    for l in lines.iter().rev() {
+        let n = l["message"].as_str().map_or(0, str::len) + 16;
+        if total + n > STORED_LOG_BYTES {
+            break;
+        }
+        total += n;
+        keep += 1;
+    }
+    if keep == lines.len() {
+        return log.clone();
+    }
+    let mut out = vec![serde_json::json!({
+        "level": "info",
+        "message": format!("... {} earlier log line(s) not stored", lines.len() - keep),
+    })];
+    out.extend(lines[lines.len() - keep..].iter().cloned());
+    serde_json::Value::Array(out)
+}
+
+/// Record one step of a running job (its log and transcript cut to what a
+/// job stores: see [`STORED_LOG_BYTES`], [`STORED_TRANSCRIPT_BYTES`]).
 pub fn add_step(state: &State, job: i64, step: &Step) -> Result<()> {
+    let log = stored_log(&step.log);
+    let transcript = stored_transcript(&step.transcript);
     state
         .conn()
         .execute(
@@ -235,8 +295,8 @@ pub fn add_step(state: &State, job: i64, step: &Step) -> Result<()> {
                 step.started_ms,
                 step.duration_ms,
                 step.message,
-                json_or_null(&step.log),
-                json_or_null(&step.transcript),
+                json_or_null(&log),
+                json_or_null(&transcript),
                 json_or_null(&step.stats),
                 json_or_null(&step.value),
             ],

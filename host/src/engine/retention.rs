@@ -149,6 +149,49 @@ pub fn remove(
 }
 
 /// Export snapshot `id` of `name` to `dest` as an independent copy.
+/// An export target inside the state directory would be taken for debris
+/// (and deleted) by recovery, or would add files to an immutable snapshot:
+/// refuse it. `dest` need not exist; its deepest existing ancestor is
+/// resolved (symlinks included) and what follows is appended.
+fn refuse_inside_state(engine: &Engine, dest: &Path) -> Result<()> {
+    let absolute = if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| EngineError::io("cannot resolve the export target", dest, e))?
+            .join(dest)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        match existing.canonicalize() {
+            Ok(p) => break p,
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break absolute.clone(),
+            },
+        }
+    };
+    let resolved = rest.iter().rev().fold(resolved, |p, n| p.join(n));
+    let state = engine
+        .paths()
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| engine.paths().root().to_path_buf());
+    if resolved.starts_with(&state) {
+        return Err(EngineError::Invalid(format!(
+            "`{}` is inside the state directory `{}`, where lunabox keeps its own files (an export there \
+             would be removed as debris, or change a snapshot); export somewhere outside it",
+            dest.display(),
+            state.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn export(
     engine: &Engine,
     name: &str,
@@ -157,6 +200,7 @@ pub fn export(
     lock_timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<ExportStats> {
+    refuse_inside_state(engine, dest)?;
     // Held so that retention or `snapshot rm` cannot delete it midway.
     let _lock = engine.lock(name, "snapshot export", lock_timeout, progress)?;
     catalog::get(engine.state(), name, id)?;

@@ -99,6 +99,13 @@ pub enum ExecError {
     /// The hook's deadline passed; the process group was killed.
     #[error("the hook's deadline passed while the command ran; its process group was killed")]
     Deadline { stdout: String, stderr: String },
+    /// The command's output file grew past the limit; it was killed.
+    #[error("the command wrote more than {limit} bytes to $DLPX_OUTPUT_FILE and was stopped")]
+    OutputTooLarge {
+        limit: u64,
+        stdout: String,
+        stderr: String,
+    },
 }
 
 /// Something that carries out Run calls. Implementations: the local machine
@@ -157,6 +164,20 @@ pub struct TranscriptEntry {
     pub stderr_truncated: bool,
     #[serde(rename = "durationMs")]
     pub duration_ms: u64,
+}
+
+/// Cut `text` to its last `max` bytes at most (at a character boundary,
+/// with `...` in front when cut); whether anything was cut.
+pub fn keep_tail(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    *text = format!("...{}", &text[start..]);
+    true
 }
 
 /// Cut `text` to at most `max` bytes (at a character boundary, keeping the

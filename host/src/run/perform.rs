@@ -98,6 +98,24 @@ pub(super) fn perform(
                 entry,
             );
         }
+        Err(ExecError::OutputTooLarge {
+            limit,
+            mut stdout,
+            mut stderr,
+        }) => {
+            entry.stdout_truncated = super::cut_to(&mut stdout, ctx.capture_limit as u64);
+            entry.stderr_truncated = super::cut_to(&mut stderr, ctx.capture_limit as u64);
+            entry.stdout = mask_secrets(&stdout, secrets);
+            entry.stderr = mask_secrets(&stderr, secrets);
+            return (
+                Err(RunFailure::BadOutput(format!(
+                    "{label} wrote more than {limit} bytes to $DLPX_OUTPUT_FILE and was stopped while it \
+                     wrote; an output document must be smaller (write large data to a file and return \
+                     its path)"
+                ))),
+                entry,
+            );
+        }
         Err(ExecError::Deadline {
             mut stdout,
             mut stderr,

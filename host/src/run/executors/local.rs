@@ -57,6 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::account::{self, Account, RunAs};
+use super::contain::{self, CallCgroup};
 use super::sync;
 use crate::run::{ExecError, Executor, RawResult, RunCall, RunContext, RunFunction};
 
@@ -67,9 +68,6 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// argument is 128 KiB); longer ones go through a file.
 const MAX_ARG_SCRIPT: usize = 128 * 1024 - 1;
 
-/// Most bytes of the output file read back.
-pub const OUTPUT_LIMIT: u64 = 64 << 20;
-
 /// How long, after the deadline's SIGKILL, to wait for pipes to close.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
@@ -79,7 +77,7 @@ const SHM_DIR: &str = "/dev/shm";
 /// Free space `/dev/shm` must have to hold the call files (a full output
 /// file and then some); a small one (containers often get 64 MiB) is not
 /// used.
-const SHM_MIN_FREE: u64 = 4 * OUTPUT_LIMIT;
+const SHM_MIN_FREE: u64 = 256 << 20;
 
 /// Runs every Run call on this machine. Cheap to create; clones share
 /// their caches and their private directory.
@@ -284,11 +282,18 @@ impl Executor for LocalExecutor {
             }
             RunFunction::RunSync => unreachable!("handled above"),
         }
+        let cgroup = CallCgroup::new();
         let build = |program: &Path| {
-            let mut cmd = self.command(program, &args, call, &run_as);
+            let mut cmd = self.command(program, &args, call, &run_as, cgroup.as_ref());
             cmd.env("DLPX_OUTPUT_FILE", &files.output_path);
             cmd
         };
+        if contain::stopping() {
+            return Err(ExecError::Unavailable(
+                "lunabox is stopping (it was sent SIGTERM or SIGINT); no new command is started"
+                    .into(),
+            ));
+        }
         let child = match build(&program).spawn() {
             Ok(child) => child,
             Err(e) if !looked_up.is_empty() && e.kind() == io::ErrorKind::NotFound => {
@@ -305,8 +310,16 @@ impl Executor for LocalExecutor {
             }
             Err(e) => return Err(spawn_error(&program, &run_as, &e)),
         };
-        let finished = watch(child, &program, ctx)?;
-        let (output, output_truncated) = files.read_output()?;
+        let guard = Guard {
+            output: Some((&files.output, &files.output_path, ctx.output_limit)),
+            cgroup: cgroup.as_ref(),
+        };
+        let finished = watch(child, &program, ctx, &guard);
+        if let Some(cg) = cgroup {
+            cg.finish();
+        }
+        let finished = finished?;
+        let (output, output_truncated) = files.read_output(ctx.output_limit)?;
         drop(files);
         Ok(RawResult {
             exit_code: finished.exit_code,
@@ -354,9 +367,28 @@ impl LocalExecutor {
         args: &[OsString],
         call: &RunCall,
         run_as: &RunAs,
+        cgroup: Option<&CallCgroup>,
     ) -> Command {
         let a = &run_as.account;
         let mut cmd = Command::new(program);
+        if let Some(cg) = cgroup {
+            let procs = cg.procs_path().clone();
+            // SAFETY: runs in the forked child before exec (and before the
+            // user switch below, which needs root to have happened first);
+            // open/write/close are async-signal-safe and `procs` was made
+            // before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd >= 0 {
+                        // "0": the writing process itself.
+                        libc::write(fd, c"0".as_ptr().cast(), 1);
+                        libc::close(fd);
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.args(args)
             .env_clear()
             .env("PATH", self.command_path.as_deref().unwrap_or(DEFAULT_PATH))
@@ -449,6 +481,7 @@ impl FileDir {
                 })?
             }
         };
+        contain::register_dir(dir.path());
         Ok(FileDir {
             dir,
             traversable: AtomicBool::new(false),
@@ -495,6 +528,12 @@ impl FileDir {
             }
             return Ok((path, file));
         }
+    }
+}
+
+impl Drop for FileDir {
+    fn drop(&mut self) {
+        contain::forget_dir(self.dir.path());
     }
 }
 
@@ -571,21 +610,21 @@ impl CallFiles {
         Ok(path)
     }
 
-    /// The output file's bytes (at most [`OUTPUT_LIMIT`]) and whether there
-    /// were more.
-    fn read_output(&self) -> Result<(Vec<u8>, bool), ExecError> {
+    /// The output file's bytes (at most `limit`) and whether there were
+    /// more.
+    fn read_output(&self, limit: u64) -> Result<(Vec<u8>, bool), ExecError> {
         let mut f = &self.output;
         let mut buf = Vec::new();
         f.seek(SeekFrom::Start(0))
-            .and_then(|_| f.take(OUTPUT_LIMIT + 1).read_to_end(&mut buf))
+            .and_then(|_| f.take(limit + 1).read_to_end(&mut buf))
             .map_err(|e| {
                 ExecError::Unavailable(format!(
                     "could not read the output file {}: {e}",
                     self.output_path.display()
                 ))
             })?;
-        let truncated = buf.len() as u64 > OUTPUT_LIMIT;
-        buf.truncate(OUTPUT_LIMIT as usize);
+        let truncated = buf.len() as u64 > limit;
+        buf.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok((buf, truncated))
     }
 }
@@ -675,8 +714,13 @@ pub(super) fn supervise(
     run_as: &RunAs,
     ctx: &RunContext,
 ) -> Result<Finished, ExecError> {
+    if contain::stopping() {
+        return Err(ExecError::Unavailable(
+            "lunabox is stopping (it was sent SIGTERM or SIGINT); no new command is started".into(),
+        ));
+    }
     let child = cmd.spawn().map_err(|e| spawn_error(program, run_as, &e))?;
-    watch(child, program, ctx)
+    watch(child, program, ctx, &Guard::default())
 }
 
 /// A pidfd for our unreaped child `pid` (readable once it has exited), or
@@ -693,9 +737,46 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 ///
 /// The child is reaped only at the end, so its pid, which is the process
 /// group's id, cannot be reused while the group may still be killed.
-fn watch(child: Child, program: &Path, ctx: &RunContext) -> Result<Finished, ExecError> {
+fn watch(
+    child: Child,
+    program: &Path,
+    ctx: &RunContext,
+    guard: &Guard<'_>,
+) -> Result<Finished, ExecError> {
     let pidfd = pidfd_open(child.id() as libc::pid_t);
-    watch_with(child, pidfd, program, ctx)
+    watch_with(child, pidfd, program, ctx, guard)
+}
+
+/// What else a watch looks after besides the process group.
+#[derive(Default)]
+pub(super) struct Guard<'a> {
+    /// The call's output file, its path and the most it may hold: a
+    /// command whose file grows past it is killed while it writes.
+    pub output: Option<(&'a File, &'a Path, u64)>,
+    /// The call's cgroup, killed with the group.
+    pub cgroup: Option<&'a CallCgroup>,
+}
+
+/// An inotify descriptor watching one file for writes.
+fn inotify_on(path: &Path) -> Option<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: inotify_init1 returns a new descriptor or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: c is NUL-terminated; fd is an inotify descriptor.
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
+    (wd >= 0).then_some(fd)
+}
+
+/// Read and drop what an inotify descriptor has queued.
+fn drain(fd: &OwnedFd) {
+    let mut buf = [0u8; 4096];
+    // SAFETY: buf is valid for writing buf.len() bytes; fd is non-blocking.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
 }
 
 /// [`watch`] with the child's pidfd, if there is one (without, the child
@@ -705,8 +786,18 @@ fn watch_with(
     mut pidfd: Option<OwnedFd>,
     program: &Path,
     ctx: &RunContext,
+    guard: &Guard<'_>,
 ) -> Result<Finished, ExecError> {
     let pgid = child.id() as libc::pid_t;
+    let _registered = contain::register(pgid, guard.cgroup);
+    if contain::stopping() {
+        // SAFETY: killpg only sends a signal to our own child's group.
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    }
+    let notify = guard.output.and_then(|(_, path, _)| inotify_on(path));
+    // Without inotify, the output file is looked at this often.
+    let look_every = Duration::from_millis(20);
+    let mut too_big: Option<u64> = None;
     let mut streams = [
         Capture::new(child.stdout.take()),
         Capture::new(child.stderr.take()),
@@ -735,7 +826,19 @@ fn watch_with(
                 Err(_) => break,
             }
         }
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if too_big.is_none()
+            && !killed
+            && let Some((file, _, limit)) = guard.output
+            && file.metadata().is_ok_and(|m| m.len() > limit)
+        {
+            tracing::debug!(
+                pgid,
+                "the output file grew past its limit: killing the command"
+            );
+            too_big = Some(limit);
+            deadline = Some(Instant::now());
+        }
+        let mut remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if remaining == Some(Duration::ZERO) {
             if killed {
                 break;
@@ -744,9 +847,15 @@ fn watch_with(
             // SAFETY: killpg only sends a signal; the group is ours (the
             // child leads it and is not reaped yet).
             unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            if let Some(cg) = guard.cgroup {
+                cg.kill();
+            }
             killed = true;
             deadline = Some(Instant::now() + KILL_GRACE);
             continue;
+        }
+        if guard.output.is_some() && notify.is_none() && !killed {
+            remaining = Some(remaining.map_or(look_every, |r| r.min(look_every)));
         }
         if !open && !have_pidfd {
             // The pipes are closed, the child is still running.
@@ -767,6 +876,15 @@ fn watch_with(
             },
             libc::pollfd {
                 fd: pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if killed {
+                    -1
+                } else {
+                    notify.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+                },
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -810,6 +928,11 @@ fn watch_with(
             exited = true;
             pidfd = None;
         }
+        if fds[3].revents != 0
+            && let Some(n) = &notify
+        {
+            drain(n);
+        }
     }
 
     let [out, err] = &streams;
@@ -818,7 +941,9 @@ fn watch_with(
         // wait (within the grace) until no member of the group runs, so the
         // call ends with its processes dead.
         let mut nap = Duration::from_micros(100);
-        while group_running(pgid) && deadline.is_some_and(|d| Instant::now() < d) {
+        while (group_running(pgid) || guard.cgroup.is_some_and(CallCgroup::populated))
+            && deadline.is_some_and(|d| Instant::now() < d)
+        {
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(10));
         }
@@ -833,6 +958,13 @@ fn watch_with(
             let _ = child.wait();
         } else {
             reap_later(child);
+        }
+        if let Some(limit) = too_big {
+            return Err(ExecError::OutputTooLarge {
+                limit,
+                stdout: out.text().0,
+                stderr: err.text().0,
+            });
         }
         return Err(ExecError::Deadline {
             stdout: out.text().0,
@@ -954,6 +1086,7 @@ mod tests {
             None,
             p,
             &ctx,
+            &Guard::default(),
         )
         .unwrap();
         assert_eq!(
@@ -963,7 +1096,7 @@ mod tests {
 
         let t = Instant::now();
         let child = start(&exec, "echo bye; exec >&- 2>&-; sleep 0.3; kill -9 $$");
-        let f = watch_with(child, None, p, &ctx).unwrap();
+        let f = watch_with(child, None, p, &ctx, &Guard::default()).unwrap();
         assert!(
             t.elapsed() >= Duration::from_millis(290),
             "{:?}",
@@ -981,7 +1114,7 @@ mod tests {
         let t = Instant::now();
         let child = start(&exec, "echo started; exec >&- 2>&-; sleep 60");
         let pid = child.id() as libc::pid_t;
-        match watch_with(child, None, p, &short) {
+        match watch_with(child, None, p, &short, &Guard::default()) {
             Err(ExecError::Deadline { stdout, .. }) => assert_eq!(stdout, "started\n"),
             other => panic!("{other:?}"),
         }

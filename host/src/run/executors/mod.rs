@@ -3,6 +3,7 @@
 //! `--responses` file.
 
 pub mod account;
+pub mod contain;
 pub mod local;
 pub mod scripted;
 mod sync;

@@ -143,7 +143,7 @@ pub(super) fn run(
         }
         args.push(d);
         tracing::debug!(?args, "rsync pass");
-        let cmd = exec.command(rsync, &args, call, &client);
+        let cmd = exec.command(rsync, &args, call, &client, None);
         let finished = match supervise(cmd, rsync, &client, ctx) {
             Ok(f) => f,
             Err(ExecError::Deadline { stdout, stderr }) => {

@@ -1,0 +1,287 @@
+//! Containment of a local Run call's processes, and what stops them when
+//! lunabox itself is told to stop.
+//!
+//! - **Process group, always.** Every command leads its own process group;
+//!   the deadline (and cancellation) kills the whole group.
+//! - **A cgroup per call, where the platform allows.** A command that
+//!   detaches itself (`setsid`, a double fork) leaves its process group and
+//!   a group kill misses it. When lunabox runs as root and a writable cgroup
+//!   v2 hierarchy is mounted, each call runs in a cgroup of its own
+//!   (`<cgroup2>/<lunabox's cgroup>/lunabox-<pid>/call-<n>`), joined before
+//!   the command starts, so nothing it starts can leave it; the deadline
+//!   writes `cgroup.kill`, which kills every process in it, detached or not.
+//!   When a call ends normally, processes it left running on purpose (a
+//!   database started with `nohup ... &`) are moved to
+//!   `lunabox-<pid>/background` and the call's cgroup is removed. Without
+//!   root or cgroup v2, only the process group is contained: a detached
+//!   process outlives the deadline (documented in the README).
+//! - **Registry.** Every running call is registered here with its process
+//!   group and cgroup; [`kill_running_calls`] kills them all. The `lunabox`
+//!   command calls it on SIGTERM and SIGINT, then removes the call files
+//!   ([`remove_call_dirs`]), so nothing of a call outlives lunabox but what
+//!   a call deliberately left in the background.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Where this process' call cgroups live, when it can have them.
+fn base() -> Option<&'static Path> {
+    static BASE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BASE.get_or_init(probe).as_deref()
+}
+
+/// `<cgroup2 mount>/<our cgroup>/lunabox-<pid>`, made, when we are root
+/// and cgroup v2 is mounted writable.
+fn probe() -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if !right.starts_with("cgroup2 ") {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let dir = mount
+        .join(own.trim_start_matches('/'))
+        .join(format!("lunabox-{}", std::process::id()));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), "no cgroup containment for Run calls: {e}");
+            return None;
+        }
+    }
+    if !dir.join("cgroup.procs").exists() {
+        let _ = std::fs::remove_dir(&dir);
+        return None;
+    }
+    Some(dir)
+}
+
+/// Whether calls get a cgroup each (root with cgroup v2).
+pub fn cgroups_available() -> bool {
+    base().is_some()
+}
+
+/// A call's own cgroup.
+#[derive(Debug)]
+pub struct CallCgroup {
+    dir: PathBuf,
+    /// `<dir>/cgroup.procs`, ready for the child to join before exec.
+    procs: CString,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl CallCgroup {
+    /// A new cgroup for one call; `None` where there are none.
+    pub fn new() -> Option<CallCgroup> {
+        let base = base()?;
+        let dir = base.join(format!("call-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            tracing::debug!(dir = %dir.display(), "cannot make a cgroup for the call: {e}");
+            return None;
+        }
+        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?;
+        Some(CallCgroup { dir, procs })
+    }
+
+    /// The `cgroup.procs` path the child writes itself into (in `pre_exec`).
+    pub fn procs_path(&self) -> &CString {
+        &self.procs
+    }
+
+    /// Kill every process in the cgroup.
+    pub fn kill(&self) {
+        kill_cgroup(&self.dir);
+    }
+
+    /// Whether any process is still in the cgroup.
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|s| !s.trim().is_empty())
+            .unwrap_or(false)
+    }
+
+    /// The call ended normally: move what it left running to the
+    /// background cgroup, and remove this one.
+    pub fn finish(self) {
+        if self.populated()
+            && let Some(base) = base()
+        {
+            let bg = base.join("background");
+            let _ = std::fs::create_dir(&bg);
+            if let Ok(pids) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+                for pid in pids.split_whitespace() {
+                    let _ = std::fs::write(bg.join("cgroup.procs"), pid);
+                }
+            }
+        }
+        self.remove();
+    }
+
+    fn remove(&self) {
+        // Processes killed a moment ago may still be leaving.
+        for _ in 0..200 {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        tracing::debug!(dir = %self.dir.display(), "could not remove the call's cgroup");
+    }
+}
+
+impl Drop for CallCgroup {
+    fn drop(&mut self) {
+        if self.dir.exists() {
+            kill_cgroup(&self.dir);
+            self.remove();
+        }
+    }
+}
+
+fn kill_cgroup(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    // Kernels before 5.14 have no cgroup.kill: kill the members one by one
+    // (until none is left, as killed ones may have forked meanwhile).
+    for _ in 0..100 {
+        let Ok(pids) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+            return;
+        };
+        if pids.trim().is_empty() {
+            return;
+        }
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: kill only sends a signal.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// What is registered of one running call.
+#[derive(Debug, Clone)]
+struct Live {
+    pgid: libc::pid_t,
+    cgroup: Option<PathBuf>,
+}
+
+fn registry() -> &'static Mutex<HashMap<u64, Live>> {
+    static R: OnceLock<Mutex<HashMap<u64, Live>>> = OnceLock::new();
+    R.get_or_init(Mutex::default)
+}
+
+fn dirs() -> &'static Mutex<Vec<PathBuf>> {
+    static D: OnceLock<Mutex<Vec<PathBuf>>> = OnceLock::new();
+    D.get_or_init(Mutex::default)
+}
+
+/// A running call, registered until dropped.
+#[derive(Debug)]
+pub struct Registered(u64);
+
+/// Register a started call (its process group and cgroup).
+pub fn register(pgid: libc::pid_t, cgroup: Option<&CallCgroup>) -> Registered {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    registry().lock().unwrap_or_else(|p| p.into_inner()).insert(
+        id,
+        Live {
+            pgid,
+            cgroup: cgroup.map(|c| c.dir.clone()),
+        },
+    );
+    Registered(id)
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        registry()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`stop_all`] was called: no new command may start.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// lunabox is stopping (SIGTERM, SIGINT): start no new command, kill every
+/// running one (twice, a moment apart, to catch one that was starting),
+/// and remove the call files. Returns how many calls were killed.
+pub fn stop_all() -> usize {
+    STOPPING.store(true, Ordering::SeqCst);
+    let n = kill_running_calls();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let m = kill_running_calls();
+    remove_call_dirs();
+    n.max(m)
+}
+
+/// Kill every running call's process group and cgroup; returns how many
+/// calls there were. Safe to call from any thread.
+pub fn kill_running_calls() -> usize {
+    let live: Vec<Live> = registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for l in &live {
+        // SAFETY: killpg only sends a signal; the group's leader is an
+        // unreaped child of ours while it is registered.
+        unsafe { libc::killpg(l.pgid, libc::SIGKILL) };
+        if let Some(cg) = &l.cgroup {
+            kill_cgroup(cg);
+        }
+    }
+    live.len()
+}
+
+/// Remember a private directory of call files, to remove on
+/// [`remove_call_dirs`].
+pub fn register_dir(dir: &Path) {
+    dirs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir.to_path_buf());
+}
+
+/// Forget a directory removed the normal way.
+pub fn forget_dir(dir: &Path) {
+    dirs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| d != dir);
+}
+
+/// Remove every registered call-file directory (when lunabox is stopping
+/// and destructors will not run), and this process' call cgroups that are
+/// empty.
+pub fn remove_call_dirs() {
+    let list = std::mem::take(&mut *dirs().lock().unwrap_or_else(|p| p.into_inner()));
+    for d in list {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
