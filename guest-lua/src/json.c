@@ -4,7 +4,7 @@
  * Decoding: object -> table, array -> sequence, null -> nil, true/false,
  * numbers without fraction/exponent that fit 64 bits -> Lua integers, other
  * numbers -> floats, strings with every escape including \u surrogate pairs.
- * Nesting is limited to LBX_JSON_MAX_DEPTH.
+ * Nesting is limited to lbx_json_max_depth (the host's limit).
  *
  * Encoding: a table whose keys are exactly 1..n -> array, string keys ->
  * object (keys sorted bytewise, so output is stable), an empty table -> {}
@@ -263,9 +263,16 @@ static int dec_literal(struct dec *d, const char *lit, size_t n) {
   return 0;
 }
 
+/* The nesting limit in force (see lunabox.h). */
+int lbx_json_max_depth = 100;
+
 static void dec_enter(struct dec *d) {
-  if (++d->depth > LBX_JSON_MAX_DEPTH)
-    dec_error(d, "nested deeper than " LBX_JSON_MAX_DEPTH_TEXT " levels");
+  if (++d->depth > lbx_json_max_depth) {
+    char msg[80];
+    snprintf(msg, sizeof msg, "nested deeper than %d levels",
+             lbx_json_max_depth);
+    dec_error(d, msg);
+  }
   luaL_checkstack(d->L, 4, "JSON nesting");
 }
 
@@ -416,8 +423,8 @@ struct enc {
   const char *root;
   size_t limit;
   int depth;
-  const void *open[LBX_JSON_MAX_DEPTH + 1]; /* tables on the path */
-  struct step path[LBX_JSON_MAX_DEPTH + 1];
+  const void *open[LBX_JSON_DEPTH_CEIL + 1]; /* tables on the path */
+  struct step path[LBX_JSON_DEPTH_CEIL + 1];
   int empty_array_mt; /* stack index of the empty-array marker metatable */
   int with_where;     /* prefix errors with the Lua caller's position */
 };
@@ -575,8 +582,13 @@ static int skey_cmp(const void *a, const void *b) {
 static void enc_table(struct enc *e, int t) {
   lua_State *L = e->L;
   const void *p = lua_topointer(L, t);
-  if (e->depth >= LBX_JSON_MAX_DEPTH)
-    enc_error(e, "nested deeper than " LBX_JSON_MAX_DEPTH_TEXT " levels");
+  if (e->depth >= lbx_json_max_depth) {
+    char msg[120];
+    snprintf(msg, sizeof msg,
+             "nested deeper than %d levels (the most lunabox handles)",
+             lbx_json_max_depth);
+    enc_error(e, msg);
+  }
   for (int k = 0; k < e->depth; k++)
     if (e->open[k] == p)
       enc_error(e, "table contains itself (a cycle) and cannot be encoded");

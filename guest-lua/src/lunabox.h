@@ -19,9 +19,14 @@
 
 #include "lua.h"
 
-/* Deepest nesting of JSON arrays/objects accepted or produced. */
-#define LBX_JSON_MAX_DEPTH 200
-#define LBX_JSON_MAX_DEPTH_TEXT "200"
+/* Deepest nesting of JSON arrays/objects the guest can ever handle (sizes
+ * its path arrays); the limit in force is lbx_json_max_depth, set by the
+ * host for each hook (hook option max-depth) and never above this. */
+#define LBX_JSON_DEPTH_CEIL 256
+
+/* The limits of the running hook (hook options), set by run-hook. */
+extern int lbx_json_max_depth;
+extern size_t lbx_max_call_bytes;
 
 /* Registry names. */
 #define LBX_EMPTY_ARRAY_MT "lunabox.emptyarray" /* marks tables from `[]` */

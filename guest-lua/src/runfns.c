@@ -36,6 +36,16 @@ static void push_hs(lua_State *L, const hook_string_t *s) {
   lua_pushlstring(L, (const char *)s->ptr, s->len);
 }
 
+/* The largest call table (JSON bytes) of the running hook (see lunabox.h). */
+size_t lbx_max_call_bytes = 16 * 1024 * 1024;
+
+/* (table, buf, root): encode the call table within the call limit. */
+static int encode_call(lua_State *L) {
+  lbx_buf *b = lua_touserdata(L, 2);
+  lbx_json_encode(L, 1, b, lua_tostring(L, 3), lbx_max_call_bytes, 0);
+  return 0;
+}
+
 /* upvalue 1: index into fn_names/fn_ids */
 static int run_fn(lua_State *L) {
   int which = (int)lua_tointeger(L, lua_upvalueindex(1));
@@ -52,11 +62,27 @@ static int run_fn(lua_State *L) {
   }
   lua_settop(L, 1);
 
-  /* Encode the call table. */
+  /* Encode the call table (errors name the caller's position, then the
+   * path of the offending value). */
   lbx_buf *b = lbx_buf_new(L); /* index 2 */
+  lua_pushcfunction(L, encode_call);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  luaL_where(L, 1);
   lua_pushfstring(L, "%s{...}", name);
-  lbx_json_encode(L, 1, b, lua_tostring(L, -1), 0, 1);
-  lua_pop(L, 1);
+  lua_concat(L, 2);
+  int status = lua_pcall(L, 3, 0, 0);
+  if (status == LUA_ERRMEM)
+    return lua_error(L); /* keeps the memory error's value */
+  if (status != LUA_OK) {
+    if (lua_touserdata(L, -1) == (void *)&lbx_too_large)
+      return luaL_error(L,
+                        "%s: the call table is larger than %d bytes as JSON, "
+                        "the most a Run call may pass; pass large data in a "
+                        "file or a resource instead",
+                        name, (int)lbx_max_call_bytes);
+    return lua_error(L);
+  }
 
   hook_string_t call = {(uint8_t *)b->data, b->len};
   if (call.ptr == NULL)

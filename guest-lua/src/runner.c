@@ -16,6 +16,7 @@
  * frees it). Files: WASI preopens are looked up on the first run-hook (not
  * at init, which would freeze the build machine's view into the snapshot).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,11 +124,36 @@ static void out_cstring(hook_string_t *out, const char *s) {
   out_string(out, s, strlen(s));
 }
 
+/* The longest message (and traceback) of the running hook. */
+static size_t max_message_bytes = 64 * 1024;
+
+/* out_string for a message or traceback: cut to max_message_bytes (at
+ * least 128), saying so; a character broken by the cut becomes U+FFFD. */
+static void out_message(hook_string_t *out, const char *s, size_t n) {
+  size_t max = max_message_bytes < 128 ? 128 : max_message_bytes;
+  if (n <= max) {
+    out_string(out, s, n);
+    return;
+  }
+  char note[96];
+  int k = snprintf(note, sizeof note, "... (cut: %zu bytes in all)", n);
+  size_t head = max - (size_t)k;
+  char *tmp = malloc(max);
+  if (tmp == NULL) {
+    out_string(out, s, head);
+    return;
+  }
+  memcpy(tmp, s, head);
+  memcpy(tmp + head, note, (size_t)k);
+  out_string(out, tmp, max);
+  free(tmp);
+}
+
 static void set_error(hook_error_t *err, uint8_t kind, const char *msg,
                       size_t len) {
   memset(err, 0, sizeof *err);
   err->kind = kind;
-  out_string(&err->message, msg, len);
+  out_message(&err->message, msg, len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -183,6 +209,13 @@ static void push_error_message(lua_State *L, int idx) {
   }
 }
 
+/* (error object) -> its message; run protected, since __tostring is the
+ * hook's code and may fail. */
+static int message_of(lua_State *L) {
+  push_error_message(L, 1);
+  return 1;
+}
+
 static int encode_for_message(lua_State *L) {
   /* (value, buf) */
   lbx_buf *b = lua_touserdata(L, 2);
@@ -214,7 +247,7 @@ static void fill_traceback(lua_State *L, hook_error_t *err) {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
     err->traceback.is_some = true;
-    out_string(&err->traceback.val, s, n);
+    out_message(&err->traceback.val, s, n);
   }
   lua_pop(L, 1);
 }
@@ -313,16 +346,29 @@ static int hook_body(lua_State *L) {
   if (status != LUA_OK) {
     int e = lua_gettop(L);
     memset(job->err, 0, sizeof *job->err);
-    if (is_run_failure(L, e)) {
+    if (is_run_failure(L, e))
       fill_run_failure(L, e, job->err);
-      luaL_tolstring(L, e, NULL);
-    } else {
+    else
       job->err->kind = KIND_RUNTIME;
-      push_error_message(L, e);
+    lua_pushcfunction(L, message_of);
+    lua_pushvalue(L, e);
+    int ms = lua_pcall(L, 1, 1, 0);
+    if (ms == LUA_ERRMEM)
+      luaD_throw(L, LUA_ERRMEM);
+    if (ms != LUA_OK) {
+      /* The hook's __tostring failed: say so, with its own error. */
+      const char *why = lua_type(L, -1) == LUA_TSTRING
+                            ? lua_tostring(L, -1)
+                            : luaL_typename(L, -1);
+      lua_pushfstring(L,
+                      "the hook raised an error whose __tostring metamethod "
+                      "failed (%s); raise a string, or fix __tostring",
+                      why);
+      lua_remove(L, -2);
     }
     size_t n;
     const char *m = lua_tolstring(L, -1, &n);
-    out_string(&job->err->message, m ? m : "", m ? n : 0);
+    out_message(&job->err->message, m ? m : "", m ? n : 0);
     fill_traceback(L, job->err);
     job->done = -1;
     return 0;
@@ -382,8 +428,14 @@ bool exports_lunabox_hook_runner_run_hook(hook_string_t *script,
                                           hook_error_t *err) {
   if (gL == NULL)
     lunabox_init(); /* not pre-initialized (development builds) */
-  if (options->max_result_bytes == 0)
-    options->max_result_bytes = 0x7fffffff;
+  /* The host's limits for this hook (a 0 never comes from the host; the
+   * depth is never above what the encoder's arrays hold). */
+  lbx_json_max_depth = options->max_depth == 0 || options->max_depth >
+                                                       LBX_JSON_DEPTH_CEIL
+                           ? LBX_JSON_DEPTH_CEIL
+                           : (int)options->max_depth;
+  lbx_max_call_bytes = options->max_call_bytes;
+  max_message_bytes = options->max_message_bytes;
 
   lua_State *L = gL;
   struct job job;
@@ -417,7 +469,10 @@ bool exports_lunabox_hook_runner_run_hook(hook_string_t *script,
     } else if (m != NULL) {
       set_error(err, KIND_RUNTIME, m, strlen(m));
     } else {
-      set_error(err, KIND_RUNTIME, "internal error", 14);
+      const char *why = "the hook could not be started (an error without a "
+                        "message outside the script); this is a lunabox bug, "
+                        "please report it";
+      set_error(err, KIND_RUNTIME, why, strlen(why));
     }
     lua_settop(L, 0);
     return false;

@@ -111,10 +111,6 @@ impl host::Host for State {
         println!("[log {level:?}] {message}");
         self.log.push(message);
     }
-
-    fn validate_json(&mut self, _schema: String, _value: String) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 /// One hook run's settings.
@@ -195,6 +191,9 @@ impl Harness {
         let options = HookOptions {
             compile_only: job.compile_only,
             max_result_bytes: job.max_result_bytes,
+            max_depth: 100,
+            max_call_bytes: 16 << 20,
+            max_message_bytes: 64 << 10,
             random_seed: 42,
         };
         let result = hook

@@ -94,6 +94,9 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         max_scratch_bytes: args.max_scratch,
         ..Limits::default()
     };
+    if let Err(m) = request.limits.check() {
+        return Ok(usage_error(&m));
+    }
     let outcome = runtime.run_hook(request);
     if args.json {
         println!("{}", outcome_json(&outcome));

@@ -127,6 +127,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            // Jobs this command started and could not finish are recorded
+            // as failed with this error (even on a full disk).
+            crate::engine::jobs::abandon_open_jobs(&format!("{e:#}"));
             say_err!("error: {e:#}");
             ExitCode::from(1)
         }

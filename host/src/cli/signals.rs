@@ -78,6 +78,7 @@ fn stop(sig: libc::c_int) -> ! {
         "SIGTERM"
     };
     let killed = crate::run::executors::contain::stop_all();
+    crate::engine::jobs::abandon_open_jobs(&format!("stopped: lunabox was sent {name}"));
     if killed > 0 {
         eprintln!(
             "lunabox: stopped by {name}; killed {killed} running command(s) and removed their files"

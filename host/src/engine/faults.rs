@@ -72,11 +72,12 @@ pub fn post(state: &State, f: &NewFault) -> Result<i64> {
         Some(detail.to_string())
     };
     state
-        .conn()
-        .execute(
-            "INSERT INTO faults (dsource, job_id, hook, message, detail, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![f.dsource, f.job_id, f.hook, f.message, detail, now_ms()],
-        )
+        .retry_when_full(|c| {
+            c.execute(
+                "INSERT INTO faults (dsource, job_id, hook, message, detail, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![f.dsource, f.job_id, f.hook, f.message, detail, now_ms()],
+            )
+        })
         .map_err(EngineError::db("posting a fault"))?;
     Ok(state.conn().last_insert_rowid())
 }

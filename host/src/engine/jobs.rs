@@ -9,6 +9,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
+use std::path::Path;
 
 use super::error::{EngineError, Result};
 use super::faults::{self, NewFault};
@@ -208,6 +209,101 @@ fn json_or_null(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// Bytes set aside, when a job starts, for the reason it ended: written even
+/// when the disk is full (see [`abandon_open_jobs`]).
+const END_NOTE_BYTES: u64 = 4096;
+
+/// Jobs this process started and has not finished: id -> end-note file.
+fn open_jobs() -> &'static std::sync::Mutex<Vec<(i64, std::path::PathBuf)>> {
+    static J: std::sync::OnceLock<std::sync::Mutex<Vec<(i64, std::path::PathBuf)>>> =
+        std::sync::OnceLock::new();
+    J.get_or_init(Default::default)
+}
+
+/// Where a job's end note is kept (`<state>/jobs/<id>.end`).
+fn end_note_path(state: &State, job: i64) -> std::path::PathBuf {
+    state.root().join("jobs").join(format!("{job}.end"))
+}
+
+/// Make the job's end note with its space allocated, so that writing it
+/// later never needs more space.
+fn make_end_note(path: &std::path::Path) {
+    let made = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(path))
+        .and_then(|f| {
+            rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, END_NOTE_BYTES)
+                .map_err(std::io::Error::from)
+        });
+    if let Err(e) = made {
+        tracing::debug!(path = %path.display(), "no end note for the job: {e}");
+    }
+}
+
+/// This process is giving up on its open jobs (an error it could not
+/// record, a full disk, a signal): record `reason` for each, in the job's
+/// end note (whose space was allocated when the job started, so this works
+/// on a full disk) and, when it can, in the database. The next command's
+/// recovery reads the note instead of calling the job "interrupted".
+pub fn abandon_open_jobs(reason: &str) {
+    let reason = if reason.contains("database or disk is full")
+        || reason.contains("No space left on device")
+    {
+        format!(
+            "no space left on device ({reason}); free space on the state directory's filesystem and run it again"
+        )
+    } else {
+        reason.to_string()
+    };
+    let jobs = std::mem::take(&mut *open_jobs().lock().unwrap_or_else(|p| p.into_inner()));
+    for (job, note) in jobs {
+        let mut text = reason.as_bytes().to_vec();
+        text.truncate(END_NOTE_BYTES as usize);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&note)
+            .and_then(|f| {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&text, 0)?;
+                f.set_len(text.len() as u64)
+            });
+        if let Err(e) = written {
+            tracing::warn!(job, "could not record why the job ended: {e}");
+        }
+        let db = note
+            .parent()
+            .and_then(Path::parent)
+            .map(|root| root.join("state.db"));
+        let recorded = db.is_some_and(|db| {
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .and_then(|c| {
+                    c.busy_timeout(std::time::Duration::from_secs(2))?;
+                    c.execute(
+                        "UPDATE jobs SET state = 'failed', ended_ms = ?2, error = ?3 WHERE id = ?1 AND state = 'running'",
+                        params![job, now_ms(), reason],
+                    )
+                })
+                .is_ok()
+        });
+        if recorded {
+            let _ = std::fs::remove_file(&note);
+        }
+    }
+}
+
+/// The reason recorded in a dead job's end note, if any (and remove it).
+fn take_end_note(state: &State, job: i64) -> Option<String> {
+    let path = end_note_path(state, job);
+    let text = std::fs::read(&path).ok();
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&text?)
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
 /// Start a job of `kind` for `dsource` in this process; returns its id.
 pub fn start(state: &State, kind: &str, dsource: Option<&str>) -> Result<i64> {
     let me = ProcessIdentity::current();
@@ -218,7 +314,14 @@ pub fn start(state: &State, kind: &str, dsource: Option<&str>) -> Result<i64> {
             params![kind, dsource, now_ms(), me.pid, me.start.map(|s| s as i64), me.boot],
         )
         .map_err(EngineError::db("starting a job"))?;
-    Ok(state.conn().last_insert_rowid())
+    let id = state.conn().last_insert_rowid();
+    let note = end_note_path(state, id);
+    make_end_note(&note);
+    open_jobs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((id, note));
+    Ok(id)
 }
 
 /// Most bytes of one Run call's stdout (and of its stderr) stored with a
@@ -284,8 +387,7 @@ pub fn add_step(state: &State, job: i64, step: &Step) -> Result<()> {
     let log = stored_log(&step.log);
     let transcript = stored_transcript(&step.transcript);
     state
-        .conn()
-        .execute(
+        .retry_when_full(|c| c.execute(
             "INSERT INTO job_steps (job_id, seq, step, outcome, started_ms, duration_ms, message, log, transcript, stats, value)
              VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM job_steps WHERE job_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
@@ -300,7 +402,7 @@ pub fn add_step(state: &State, job: i64, step: &Step) -> Result<()> {
                 json_or_null(&step.stats),
                 json_or_null(&step.value),
             ],
-        )
+        ))
         .map_err(EngineError::db("recording a job step"))?;
     Ok(())
 }
@@ -331,18 +433,24 @@ pub fn finish(
         JobState::Failed
     };
     state
-        .conn()
-        .execute(
-            "UPDATE jobs SET state = ?2, ended_ms = ?3, error = ?4, snapshot_id = ?5 WHERE id = ?1",
-            params![
-                job,
-                st.as_str(),
-                now_ms(),
-                error,
-                snapshot_id.map(|s| s as i64)
-            ],
-        )
+        .retry_when_full(|c| {
+            c.execute(
+                "UPDATE jobs SET state = ?2, ended_ms = ?3, error = ?4, snapshot_id = ?5 WHERE id = ?1",
+                params![
+                    job,
+                    st.as_str(),
+                    now_ms(),
+                    error,
+                    snapshot_id.map(|s| s as i64)
+                ],
+            )
+        })
         .map_err(EngineError::db("finishing a job"))?;
+    open_jobs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(j, _)| *j != job);
+    let _ = std::fs::remove_file(end_note_path(state, job));
     Ok(())
 }
 
@@ -452,10 +560,13 @@ pub fn recover_interrupted(state: &mut State) -> Result<Vec<Job>> {
         if pid == me || pid.alive() {
             continue;
         }
-        let msg = format!(
-            "interrupted: the process (pid {}) running this {} job ended before it finished",
-            job.pid, job.kind
-        );
+        let msg = match take_end_note(state, job.id) {
+            Some(reason) => format!("failed: {reason}"),
+            None => format!(
+                "interrupted: the process (pid {}) running this {} job ended before it finished",
+                job.pid, job.kind
+            ),
+        };
         let changed = state.write("marking an interrupted job", |tx| {
             tx.execute(
                 "UPDATE jobs SET state = 'failed', ended_ms = ?2, error = ?3 WHERE id = ?1 AND state = 'running'",

@@ -27,6 +27,7 @@ pub mod recovery;
 pub mod retention;
 pub mod snapshots;
 pub mod snapsync;
+pub mod space;
 pub mod staging;
 pub mod state;
 pub mod toolkits;
@@ -67,8 +68,26 @@ impl Engine {
     /// Open the state directory at `paths`.
     pub fn open_at(paths: StatePaths) -> Result<Engine> {
         paths.create()?;
-        let mut state = State::open(&paths.db())?;
+        let root = paths.root().to_path_buf();
+        let mut state = match State::open(&paths.db()) {
+            Ok(s) => s,
+            // A full disk: release the reserve and try again; say so if
+            // that is not enough.
+            Err(EngineError::Db { source, .. })
+                if space::db_full(&source, &root) && space::release_reserve(&root) =>
+            {
+                State::open(&paths.db())?
+            }
+            Err(EngineError::Db { what, source }) if space::db_full(&source, &root) => {
+                return Err(EngineError::Invalid(format!(
+                    "cannot open the state database ({what}: {source}): {}",
+                    space::no_space_hint(&root)
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         let recovered = recovery::recover(&paths, &mut state)?;
+        space::ensure_reserve(&root);
         Ok(Engine {
             paths,
             state,

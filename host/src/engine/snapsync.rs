@@ -28,6 +28,7 @@ use super::hookrun::{HookRunner, record_step};
 use super::jobs::{self, Job, Outcome};
 use super::progress::Progress;
 use super::snapshots::SnapshotStore;
+use super::space;
 use super::state::now_ms;
 use super::{Engine, retention, toolkits};
 use crate::toolkit::Toolkit;
@@ -175,7 +176,12 @@ pub(crate) fn run_locked(
                 Some(b)
             }
             Err(e) => {
-                let msg = e.to_string();
+                let mut msg = e.to_string();
+                if let crate::engine::snapshots::SnapshotError::Io { source, .. } = &e
+                    && space::io_full(source)
+                {
+                    msg = format!("{msg}; {}", space::no_space_hint(&store.snapshots_dir()));
+                }
                 progress.stage_done(Outcome::Failed, t0.elapsed(), Some(&msg));
                 record_step(
                     engine,

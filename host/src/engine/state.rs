@@ -127,6 +127,8 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// An open state database (one connection; open one per thread).
 pub struct State {
     conn: Connection,
+    /// The state directory (where the disk-space reserve lives).
+    root: std::path::PathBuf,
 }
 
 impl State {
@@ -157,7 +159,8 @@ impl State {
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(EngineError::db("setting pragmas"))?;
-        let mut state = State { conn };
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut state = State { conn, root };
         state.migrate()?;
         Ok(state)
     }
@@ -194,6 +197,29 @@ impl State {
                 version + 1
             )))?;
         }
+    }
+
+    /// Run the write `f`; when it fails because the disk is full, release
+    /// the disk-space reserve (see [`super::space`]) and run it once more,
+    /// so that what happened can still be recorded.
+    pub fn retry_when_full<T>(
+        &self,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        match f(&self.conn) {
+            Err(e)
+                if super::space::db_full(&e, &self.root)
+                    && super::space::release_reserve(&self.root) =>
+            {
+                f(&self.conn)
+            }
+            other => other,
+        }
+    }
+
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The connection, for reads and single-statement writes.

@@ -37,6 +37,49 @@ pub struct Limits {
     /// Longest error message (and traceback) a hook's failure carries; the
     /// rest is cut, with a note.
     pub max_message_bytes: u32,
+    /// Largest Run call table (its JSON text); a larger one is a Lua error
+    /// in the hook. At most [`MAX_CALL_BYTES`].
+    pub max_call_bytes: u32,
+}
+
+/// The largest `max_call_bytes` allowed: what crosses from the guest to the
+/// host in one call stays well inside what wasmtime copies per host call.
+pub const MAX_CALL_BYTES: u32 = 64 << 20;
+
+impl Limits {
+    /// Check the limits make sense: every size at least 1 (a limit of 0 is
+    /// never "unlimited"), a deadline above zero, the call table within
+    /// [`MAX_CALL_BYTES`]. The message names the setting and what to do.
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err("the hook's timeout is 0; give it some time (e.g. 30s)".into());
+        }
+        let sizes: [(&str, u64); 10] = [
+            ("memory", self.memory),
+            ("max-result", u64::from(self.max_result_bytes)),
+            ("max-log", self.max_log_bytes),
+            ("max-calls", u64::from(self.max_run_calls)),
+            ("max-scratch", self.max_scratch_bytes),
+            ("max-capture", self.max_capture_bytes),
+            ("max-output-file", self.max_output_file_bytes),
+            ("max-schema-steps", self.max_schema_steps),
+            ("max-message", u64::from(self.max_message_bytes)),
+            ("max-call", u64::from(self.max_call_bytes)),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(format!(
+                "the {name} limit is 0, which would stop every hook; 0 does not mean unlimited: give a \
+                 positive value (or leave it at its default)"
+            ));
+        }
+        if self.max_call_bytes > MAX_CALL_BYTES {
+            return Err(format!(
+                "the max-call limit is {} bytes; it can be at most {MAX_CALL_BYTES} bytes",
+                self.max_call_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -54,6 +97,7 @@ impl Default for Limits {
             max_output_file_bytes: 4 << 20,
             max_schema_steps: crate::schema::DEFAULT_STEPS,
             max_message_bytes: 64 << 10,
+            max_call_bytes: 16 << 20,
         }
     }
 }

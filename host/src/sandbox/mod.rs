@@ -15,7 +15,6 @@ mod scratch_quota;
 mod state;
 
 pub use limits::{LimitHit, LimitKind, Limits};
-pub use state::validate_json_text;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -274,11 +273,10 @@ impl Runtime {
     pub fn run_hook(&self, request: HookRequest) -> HookOutcome {
         let started = Instant::now();
         let _span = tracing::info_span!("hook", chunk = %request.chunk_name).entered();
-        let options = bindings::runner::HookOptions {
-            compile_only: false,
-            max_result_bytes: request.limits.max_result_bytes,
-            random_seed: rand::random(),
-        };
+        if let Err(m) = request.limits.check() {
+            return HookOutcome::host_error(m, started);
+        }
+        let options = options_for(&request.limits, false);
         match self.run_inner(request, options, started) {
             Ok(outcome) => outcome,
             Err(message) => HookOutcome::host_error(message, started),
@@ -290,9 +288,9 @@ impl Runtime {
         let started = Instant::now();
         let request = HookRequest::new(script, chunk_name, Arc::new(NoRunCalls));
         let options = bindings::runner::HookOptions {
-            compile_only: true,
             max_result_bytes: 1024,
             random_seed: 0,
+            ..options_for(&Limits::default(), true)
         };
         let outcome = match self.run_inner(request, options, started) {
             Ok(o) => o,
@@ -432,6 +430,19 @@ impl Runtime {
     }
 }
 
+/// The guest's options for a hook with `limits`: the guest enforces the
+/// host's numbers (nesting depth, call table, message length).
+fn options_for(limits: &Limits, compile_only: bool) -> bindings::runner::HookOptions {
+    bindings::runner::HookOptions {
+        compile_only,
+        max_result_bytes: limits.max_result_bytes,
+        max_depth: crate::json::MAX_DEPTH as u32,
+        max_call_bytes: limits.max_call_bytes,
+        max_message_bytes: limits.max_message_bytes,
+        random_seed: rand::random(),
+    }
+}
+
 fn hook_error(err: bindings::runner::HookError, last_failed: Option<RunFault>) -> HookResult {
     use bindings::runner::ErrorKind as K;
     let kind = match err.kind {
@@ -469,9 +480,18 @@ fn trap_result(err: &wasmtime::Error) -> HookResult {
             _ => {}
         }
     }
+    // The wasm backtrace means nothing to a toolkit author: say what
+    // stopped the hook (the root cause), and that it is lunabox's to fix.
+    let cause = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    };
     HookResult::Error(HookError {
         kind: ErrorKind::Trap,
-        message: format!("the sandbox stopped the hook: {err}"),
+        message: format!(
+            "the sandbox stopped the hook: {cause}; this is a fault of lunabox's guest, not of the \
+             script: please report it with the script that caused it"
+        ),
         traceback: None,
         fault: None,
     })

@@ -155,23 +155,6 @@ impl host::Host for HookState {
         });
         Ok(())
     }
-
-    fn validate_json(
-        &mut self,
-        schema_json: String,
-        value_json: String,
-    ) -> wasmtime::Result<Result<(), String>> {
-        let budget = crate::schema::Budget {
-            steps: self.limits.max_schema_steps,
-            deadline: Some(self.deadline),
-        };
-        match validate_json_text(&schema_json, &value_json, &budget) {
-            Err(crate::schema::CheckError::Exhausted(crate::schema::Exhaustion::Deadline)) => {
-                Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
-            }
-            other => Ok(other.map_err(|e| e.to_string())),
-        }
-    }
 }
 
 impl HookState {
@@ -192,27 +175,4 @@ impl HookState {
             self.transcript_bytes += text.len() as u64;
         }
     }
-}
-
-/// Check a JSON document against a draft-04 JSON Schema, both as text,
-/// within `budget` (see [`crate::schema`]).
-pub fn validate_json_text(
-    schema_json: &str,
-    value_json: &str,
-    budget: &crate::schema::Budget,
-) -> Result<(), crate::schema::CheckError> {
-    use crate::schema::{CheckError, Schema, Violations};
-    let invalid = |m: String| {
-        CheckError::Invalid(Violations {
-            errors: vec![m],
-            more: false,
-        })
-    };
-    let schema = crate::json::parse(schema_json)
-        .map_err(|e| invalid(format!("the schema is not usable JSON: {e}")))?;
-    let value = crate::json::parse(value_json)
-        .map_err(|e| invalid(format!("the value is not usable JSON: {e}")))?;
-    let schema =
-        Schema::compile(&schema).map_err(|e| invalid(format!("invalid JSON Schema: {e}")))?;
-    schema.check(&value, budget)
 }
