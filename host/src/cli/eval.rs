@@ -25,29 +25,8 @@ pub struct Args {
     /// `parameters`, `source`, ...).
     #[arg(long, value_name = "FILE.json")]
     pub globals: Option<PathBuf>,
-    /// Wall-clock limit, e.g. `2s`, `500ms`.
-    #[arg(long, default_value = "30s", value_parser = crate::util::parse_duration)]
-    pub timeout: std::time::Duration,
-    /// Instruction budget (wasmtime fuel); unmetered when absent.
-    #[arg(long, value_name = "N")]
-    pub fuel: Option<u64>,
-    /// Linear-memory cap, e.g. `64MiB`.
-    #[arg(long, default_value = "256MiB", value_parser = crate::util::parse_size)]
-    pub memory: u64,
-    /// Largest returned value, as JSON text, e.g. `1MiB`.
-    #[arg(long, default_value = "16MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
-    pub max_result: u64,
-    /// Most log (print) bytes, e.g. `1MiB`.
-    #[arg(long, default_value = "16MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
-    pub max_log: u64,
-    /// Most Run calls.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub max_calls: u32,
-    /// Most space the chunk's files may take in its scratch directory (the
-    /// `/` that `io` sees), e.g. `64MiB`; each file counts its blocks on
-    /// disk plus 4 KiB.
-    #[arg(long, default_value = "64MiB", value_parser = crate::util::parse_size, value_name = "SIZE")]
-    pub max_scratch: u64,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
     /// Print one JSON object: outcome, value | message+traceback | limit, stats, log.
     #[arg(long)]
     pub json: bool,
@@ -72,9 +51,18 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => return Ok(usage_error(&format!("{e:#}"))),
         },
     };
+    // eval's own default deadline is short: it runs a chunk, not a hook.
+    let base = Limits {
+        timeout: std::time::Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let limits = match args.limits.limits(base) {
+        Ok(l) => l,
+        Err(m) => return Ok(usage_error(&m)),
+    };
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_hooks: 2,
-        max_memory: args.memory.max(64 << 20),
+        max_memory: limits.memory.max(64 << 20),
         ..RuntimeConfig::default()
     })?;
     let chunk_name = args
@@ -84,19 +72,7 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "stdin".into());
     let mut request = HookRequest::new(script, chunk_name, Arc::new(LocalExecutor::new()));
     request.globals = globals;
-    request.limits = Limits {
-        timeout: args.timeout,
-        fuel: args.fuel,
-        memory: args.memory,
-        max_result_bytes: u32::try_from(args.max_result).unwrap_or(u32::MAX),
-        max_log_bytes: args.max_log,
-        max_run_calls: args.max_calls,
-        max_scratch_bytes: args.max_scratch,
-        ..Limits::default()
-    };
-    if let Err(m) = request.limits.check() {
-        return Ok(usage_error(&m));
-    }
+    request.limits = limits;
     let outcome = runtime.run_hook(request);
     if args.json {
         println!("{}", outcome_json(&outcome));

@@ -26,6 +26,7 @@ mod env;
 mod eval;
 mod init;
 mod jobs;
+mod limits;
 mod run_hook;
 mod signals;
 mod snapshots;
@@ -124,6 +125,13 @@ pub fn main() -> ExitCode {
         Command::Job(a) => jobs::job(&ctx, a),
         Command::Daemon(a) => daemon::run(&ctx, a),
     };
+    if crate::run::executors::contain::stopping() {
+        // A signal is stopping lunabox: the signal thread exits with its
+        // own status once the running calls are dead; do not race it.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -58,9 +57,8 @@ pub struct Args {
     /// Print one JSON object: outcome, value, message, fault, stats, log.
     #[arg(long)]
     pub json: bool,
-    /// Wall-clock limit for the hook, Run calls included (e.g. `30s`, `10m`).
-    #[arg(long, default_value = "1h", value_parser = crate::util::parse_duration)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
     /// The dSource's storage: RunSync's target, and `source.dataDirectory`
     /// when the context's source has none.
     #[arg(long, value_name = "DIR")]
@@ -125,9 +123,13 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         max_concurrent_hooks: 2,
         ..RuntimeConfig::default()
     })?;
-    let limits = Limits {
-        timeout: args.timeout,
+    // Without --timeout: the engine's default for this kind of hook.
+    let limits = match args.limits.limits(Limits {
+        timeout: crate::engine::deadlines::default_for(&hook),
         ..Limits::default()
+    }) {
+        Ok(l) => l,
+        Err(m) => return usage(m),
     };
     let chunk = loaded.toolkit.chunk_name(&hook);
     if !args.json {

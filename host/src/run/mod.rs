@@ -192,6 +192,8 @@ pub fn cut_to(text: &mut String, max: u64) -> bool {
         end -= 1;
     }
     text.truncate(end);
+    // What was cut must not stay allocated (a transcript holds many).
+    text.shrink_to_fit();
     true
 }
 

@@ -971,6 +971,12 @@ fn watch_with(
             stderr: err.text().0,
         });
     }
+    if contain::stopping() {
+        let _ = child.wait();
+        return Err(ExecError::Unavailable(
+            "lunabox is stopping (it was sent SIGTERM or SIGINT); the command was killed".into(),
+        ));
+    }
     let status: ExitStatus = child.wait().map_err(|e| {
         ExecError::Unavailable(format!("could not wait for {}: {e}", program.display()))
     })?;
@@ -1066,6 +1072,7 @@ mod tests {
             &args,
             &RunCall::new(RunFunction::RunBash, script),
             &run_as,
+            None,
         )
         .spawn()
         .unwrap()
@@ -1195,7 +1202,8 @@ mod tests {
             (
                 "direct, lunabox env/cwd/pgroup",
                 Box::new(|| {
-                    let mut c = exec.command(&bash, &["-c".into(), "true".into()], &call, &run_as);
+                    let mut c =
+                        exec.command(&bash, &["-c".into(), "true".into()], &call, &run_as, None);
                     c.stdout(Stdio::null()).stderr(Stdio::null());
                     assert!(c.status().unwrap().success());
                 }),
@@ -1235,7 +1243,7 @@ mod tests {
                 "new call file",
                 Box::new(|| {
                     let d = exec.call_files(&run_as).unwrap();
-                    std::hint::black_box(d.read_output().unwrap());
+                    std::hint::black_box(d.read_output(1 << 20).unwrap());
                 }),
             ),
         ];
