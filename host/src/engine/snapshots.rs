@@ -25,17 +25,64 @@
 //!
 //! Files and directories in a snapshot are made read-only; the manifest keeps
 //! their original modes, which [`SnapshotStore::export`] restores.
+//!
+//! # Nothing from outside the data directory
+//!
+//! Nothing outside the data directory can enter a snapshot, whatever changes
+//! during the walk: processes on the staging host change the live data while
+//! a SnapSync reads it (a directory swapped for a symlink to a host
+//! directory, a file for a symlink to a host file), so the walk never
+//! resolves a path. It opens the data directory once
+//! (`O_DIRECTORY|O_NOFOLLOW`) and works relative to open directory
+//! descriptors from there: each entry is inspected with
+//! `fstatat(AT_SYMLINK_NOFOLLOW)`; a directory is entered with
+//! `openat(O_DIRECTORY|O_NOFOLLOW)` and described by `fstat` of that
+//! descriptor (a different directory swapped in is taken as the one opened);
+//! a file is opened with `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY`, must be a regular
+//! file by `fstat` of the descriptor, and that `fstat` is what the manifest
+//! records, so it describes exactly what was copied; a symlink is opened
+//! itself (`O_PATH|O_NOFOLLOW`), its target read from that descriptor and
+//! recreated as a symlink, never followed. An entry that turns out to be
+//! another kind of file once opened was swapped between the listing and the
+//! open: it is inspected again, and left out with a warning if it keeps
+//! changing. Sockets, FIFOs and devices are left out.
+//!
+//! The same holds for every other tree that can change under us. The new
+//! snapshot is written through descriptors (`mkdirat`, `symlinkat`,
+//! `linkat`, `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`, `fchmod`, `futimens`,
+//! `utimensat(AT_SYMLINK_NOFOLLOW)`), and the previous snapshot's files are
+//! linked through descriptors of its directories. [`SnapshotStore::export`]
+//! reads the snapshot and writes the destination the same way, so a symlink
+//! planted in the destination during an export cannot redirect a write (or
+//! a `chmod`) outside it; [`force_remove`] and [`SnapshotStore::disk_usage`]
+//! enter directories with `O_NOFOLLOW` and remove with `unlinkat`, so a
+//! symlink swapped in for a directory is removed or measured as the symlink.
+//! A path known to lie inside one of our trees (the first name of a hard
+//! link, a file to flush) is opened with
+//! `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)`, or one component at a
+//! time without following where the kernel has no `openat2`.
+//!
+//! The system calls come from `rustix` (safe wrappers over the plain calls
+//! and their flags). `cap-std`'s `Dir` was not used: it follows symlinks that
+//! stay inside its root, so a symlink to another directory of the data
+//! would be entered and copied as that directory instead of being kept as a
+//! symlink, and it offers no way to check that the directory opened is the
+//! one listed.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{
+    AtFlags, CWD, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, Uid,
+};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 /// A file whose mtime or ctime is this close to (or after) the start of the
@@ -77,13 +124,16 @@ pub enum SnapshotError {
     Invalid(String),
 }
 
-fn ioe(action: impl Into<String>, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError {
+fn ioe<E: Into<io::Error>>(
+    action: impl Into<String>,
+    path: &Path,
+) -> impl FnOnce(E) -> SnapshotError {
     let action = action.into();
     let path = path.to_path_buf();
     move |source| SnapshotError::Io {
         action,
         path,
-        source,
+        source: source.into(),
     }
 }
 
@@ -204,22 +254,37 @@ fn decode(text: &Option<String>, hexed: &Option<String>) -> Option<OsString> {
     }
 }
 
+/// Nanoseconds since the epoch of a `stat` time.
+fn stat_ns(sec: i64, nsec: i64) -> i64 {
+    sec * 1_000_000_000 + nsec
+}
+
+/// `(dev, ino)` of a `stat`.
+// The C types of `stat` fields differ between targets: the casts are
+// no-ops only on some.
+#[allow(clippy::unnecessary_cast)]
+fn identity(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
 impl Entry {
-    fn from_meta(rel: &Path, kind: char, md: &fs::Metadata) -> Entry {
+    // As for `identity`.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_stat(rel: &Path, kind: char, st: &Stat) -> Entry {
         let (path, path_hex) = encode(rel.as_os_str());
         Entry {
             path,
             path_hex,
             kind,
-            mode: md.mode() & 0o7777,
-            size: if kind == 'f' { md.size() } else { 0 },
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            atime_ns: md.atime() * 1_000_000_000 + md.atime_nsec(),
-            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
-            ino: md.ino(),
-            dev: md.dev(),
-            uid: md.uid(),
-            gid: md.gid(),
+            mode: st.st_mode & 0o7777,
+            size: if kind == 'f' { st.st_size as u64 } else { 0 },
+            mtime_ns: stat_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            atime_ns: stat_ns(st.st_atime as i64, st.st_atime_nsec as i64),
+            ctime_ns: stat_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            ino: identity(st).1,
+            dev: identity(st).0,
+            uid: st.st_uid,
+            gid: st.st_gid,
             target: None,
             target_hex: None,
         }
@@ -251,109 +316,283 @@ fn wall_ns() -> i64 {
         .unwrap_or(0)
 }
 
-fn timespec(ns: i64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    }
+/// A directory to list or to change: never a symlink, whatever the name
+/// points at by now.
+const DIR: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+/// A directory used only as the base of `*at` calls (opening it needs no
+/// permission on the directory itself).
+const DIR_PATH: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+/// A file to read: never through a symlink, and never blocking on a FIFO
+/// or taking a terminal that was swapped in.
+const FILE_READ: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+/// A file to write: made here, never an existing one, never through a
+/// symlink.
+const FILE_NEW: OFlags = OFlags::WRONLY
+    .union(OFlags::CREATE)
+    .union(OFlags::EXCL)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// How many times an entry that is another kind of file once opened than
+/// when listed (swapped meanwhile) is looked at before it is left out.
+const ATTEMPTS: u32 = 3;
+
+fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode(bits)
 }
 
-/// Set atime/mtime of `path` without following a final symlink.
-fn set_times(path: &Path, atime_ns: i64, mtime_ns: i64) -> io::Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    let times = [timespec(atime_ns), timespec(mtime_ns)];
-    // SAFETY: `c` is a valid NUL-terminated path and `times` two timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
+fn kind(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+fn timestamps(atime_ns: i64, mtime_ns: i64) -> Timestamps {
+    let at = |ns: i64| Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000),
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    Timestamps {
+        last_access: at(atime_ns),
+        last_modification: at(mtime_ns),
     }
 }
 
-/// Change owner of `path` (not following symlinks); used when restoring as root.
-fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+/// Owner and group for `fchown`/`chownat` (`-1`, "leave it", is no id).
+fn owner(uid: u32, gid: u32) -> (Option<Uid>, Option<Gid>) {
+    (
+        (uid != u32::MAX).then(|| Uid::from_raw(uid)),
+        (gid != u32::MAX).then(|| Gid::from_raw(gid)),
+    )
 }
 
-/// Copy `src` to the new file `dst` with a reflink when possible; set
-/// `mode` and the times. Returns whether the copy was a reflink. (Not
-/// flushed: see [`fsync_all`].)
-fn copy_file(src: &Path, dst: &Path, mode: u32, atime_ns: i64, mtime_ns: i64) -> io::Result<bool> {
-    let mut s = File::open(src)?;
-    let mut d = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)?;
-    // SAFETY: both descriptors are open files owned by this function.
-    let reflinked = unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) } == 0;
+/// The entries of the open directory `dir` (without `.` and `..`), sorted
+/// by name, with the type the listing gave. The returned `Dir` owns `dir`.
+fn list(dir: OwnedFd) -> io::Result<(Dir, Vec<(OsString, FileType)>)> {
+    let mut reader = Dir::new(dir)?;
+    let mut names = Vec::new();
+    while let Some(e) = reader.read() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push((OsStr::from_bytes(name).to_os_string(), e.file_type()));
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((reader, names))
+}
+
+/// Set when the kernel has no `openat2` (or a seccomp filter hides it).
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Open `rel`, a path inside the directory `base`, without following a
+/// symlink anywhere on the way or at its end, and without leaving `base`.
+fn open_beneath(base: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{}` is not a path inside the tree", rel.display()),
+                ));
+            }
+        }
+    }
+    let Some((last, dirs)) = names.split_last() else {
+        return Ok(rustix::fs::openat(base, c".", flags, Mode::empty())?);
+    };
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..16 {
+            match rustix::fs::openat2(base, rel, flags, Mode::empty(), how) {
+                // A rename raced the lookup: look again.
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => {
+                    NO_OPENAT2.store(true, Ordering::Relaxed);
+                    break;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+    let mut dir: Option<OwnedFd> = None;
+    for name in dirs {
+        let at = dir.as_ref().map_or(base, |d| d.as_fd());
+        dir = Some(rustix::fs::openat(at, *name, DIR_PATH, Mode::empty())?);
+    }
+    let at = dir.as_ref().map_or(base, |d| d.as_fd());
+    Ok(rustix::fs::openat(at, *last, flags, Mode::empty())?)
+}
+
+/// Make `name` in `here` (the directory `here_rel` of a tree whose root is
+/// `root`) another name of `first`, a file of the same tree.
+fn link_from(
+    root: BorrowedFd<'_>,
+    first: &Path,
+    here_rel: &Path,
+    here: BorrowedFd<'_>,
+    name: &OsStr,
+) -> io::Result<()> {
+    let (Some(first_dir), Some(first_name)) = (first.parent(), first.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` names no file", first.display()),
+        ));
+    };
+    if first_dir == here_rel {
+        return Ok(rustix::fs::linkat(
+            here,
+            first_name,
+            here,
+            name,
+            AtFlags::empty(),
+        )?);
+    }
+    let dir = open_beneath(root, first_dir, DIR_PATH)?;
+    Ok(rustix::fs::linkat(
+        &dir,
+        first_name,
+        here,
+        name,
+        AtFlags::empty(),
+    )?)
+}
+
+/// Copy the open file `src` to the new file `name` in `dir`, with a reflink
+/// when possible; set `mode_bits`, the times and, when given, the owner.
+/// Returns whether the copy was a reflink. (Not flushed: see
+/// [`fsync_all`].)
+fn copy_into(
+    src: &File,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mode_bits: u32,
+    (atime_ns, mtime_ns): (i64, i64),
+    ids: Option<(u32, u32)>,
+) -> io::Result<bool> {
+    let mut d = File::from(rustix::fs::openat(dir, name, FILE_NEW, mode(0o600))?);
+    let reflinked = rustix::fs::ioctl_ficlone(&d, src).is_ok();
     if !reflinked {
-        io::copy(&mut s, &mut d)?;
+        let mut from = src;
+        io::copy(&mut from, &mut d)?;
     }
-    d.set_permissions(fs::Permissions::from_mode(mode))?;
-    let times = [timespec(atime_ns), timespec(mtime_ns)];
-    // SAFETY: `d` is open; `times` holds two timespecs.
-    if unsafe { libc::futimens(d.as_raw_fd(), times.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
+    rustix::fs::fchmod(&d, mode(mode_bits))?;
+    rustix::fs::futimens(&d, &timestamps(atime_ns, mtime_ns))?;
+    if let Some((uid, gid)) = ids {
+        let (u, g) = owner(uid, gid);
+        // As for any restore: an owner that cannot be set is not an error.
+        let _ = rustix::fs::fchown(&d, u, g);
     }
     Ok(reflinked)
 }
 
-/// Remove a tree even where its directories were made read-only.
+/// Remove a tree even where its directories were made read-only. Nothing
+/// below `path` is followed: a symlink, even one swapped in for a directory
+/// while the tree is removed, is removed itself, never what it points at.
 pub fn force_remove(path: &Path) -> io::Result<()> {
-    let md = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot remove `{}`", path.display()),
+        ));
     };
-    if !md.is_dir() {
-        return fs::remove_file(path);
-    }
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
-    for entry in fs::read_dir(path)? {
-        let entry = entry?;
-        let p = entry.path();
-        if entry.file_type()?.is_dir() {
-            force_remove(&p)?;
-        } else {
-            fs::remove_file(&p)?;
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let at = match rustix::fs::openat(CWD, parent, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    remove_at(at.as_fd(), name)
+}
+
+/// Remove the entry `name` of `dir`, with all it holds if it is a directory.
+fn remove_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let Some(sub) = open_to_empty(dir, name)? else {
+        // Not a directory (a symlink to one is a symlink), or gone.
+        return match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    };
+    rustix::fs::fchmod(&sub, mode(0o700))?;
+    let (reader, children) = list(sub)?;
+    let sub = reader.fd()?;
+    for (child, ty) in children {
+        if matches!(ty, FileType::Directory | FileType::Unknown) {
+            remove_at(sub, &child)?;
+            continue;
+        }
+        match rustix::fs::unlinkat(sub, &*child, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            // A directory by now.
+            Err(Errno::ISDIR) => remove_at(sub, &child)?,
+            Err(e) => return Err(e.into()),
         }
     }
-    fs::remove_dir(path)
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Fsync a directory (makes a rename in it durable).
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// The directory `name` of `dir`, opened to be emptied; `None` when it is
+/// not a directory (or is gone).
+fn open_to_empty(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<OwnedFd>> {
+    match rustix::fs::openat(dir, name, DIR, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOTDIR | Errno::LOOP | Errno::NOENT) => Ok(None),
+        Err(Errno::ACCESS) => {
+            // A directory we may not list (a copy of one without read
+            // permission). `fchmodat` would follow a symlink swapped in, so
+            // the mode is changed through a descriptor of exactly the
+            // directory opened: its /proc/self/fd link.
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::io::AsRawFd;
+            let fd = rustix::fs::openat(dir, name, DIR_PATH, Mode::empty())?;
+            let magic = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            fs::set_permissions(&magic, fs::Permissions::from_mode(0o700))?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            Ok(Some(rustix::fs::openat(CWD, &magic, flags, Mode::empty())?))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Fsync every path (files and directories) from a few threads at once:
-/// concurrent fsyncs share journal commits, so a hundred of them cost
-/// about as much as a few.
-fn fsync_all(paths: &[PathBuf]) -> Result<(), SnapshotError> {
+/// Fsync every path (files and directories, relative to `base`, which is
+/// `shown` in messages) from a few threads at once: concurrent fsyncs share
+/// journal commits, so a hundred of them cost about as much as a few.
+fn fsync_all(base: BorrowedFd<'_>, rels: &[PathBuf], shown: &Path) -> Result<(), SnapshotError> {
     const THREADS: usize = 8;
-    if paths.is_empty() {
+    if rels.is_empty() {
         return Ok(());
     }
-    let chunk = paths.len().div_ceil(THREADS);
+    let chunk = rels.len().div_ceil(THREADS);
     std::thread::scope(|s| {
-        let handles: Vec<_> = paths
+        let handles: Vec<_> = rels
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || -> Result<(), SnapshotError> {
-                    for p in part {
-                        File::open(p)
-                            .and_then(|f| f.sync_all())
-                            .map_err(ioe("flush", p))?;
+                    for rel in part {
+                        open_beneath(base, rel, FILE_READ)
+                            .and_then(|fd| Ok(rustix::fs::fsync(&fd)?))
+                            .map_err(ioe("flush", &shown.join(rel)))?;
                     }
                     Ok(())
                 })
@@ -366,23 +605,50 @@ fn fsync_all(paths: &[PathBuf]) -> Result<(), SnapshotError> {
     })
 }
 
+/// Fsync a directory (makes a rename in it durable).
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// The previous snapshot, as the builder consults it.
 struct Previous {
-    files: PathBuf,
     started_ns: i64,
     entries: HashMap<PathBuf, Entry>,
 }
 
+/// One directory of the walk: the live one, the one being written, and the
+/// previous snapshot's (when it has one).
+#[derive(Clone, Copy)]
+struct Level<'f> {
+    src: BorrowedFd<'f>,
+    dst: BorrowedFd<'f>,
+    prev: Option<BorrowedFd<'f>>,
+}
+
+/// What became of one entry of the live data.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Snapshotted, left out, or gone.
+    Done,
+    /// Once opened it was another kind of file than listed: look again.
+    Changed,
+}
+
 /// Walks the live tree and writes the new snapshot.
 struct Builder<'a> {
+    /// The live data directory (for messages: it is read through `Level`s).
     live: &'a Path,
+    /// `.tmp-<id>/files` (for messages).
     out: PathBuf,
+    /// `.tmp-<id>/files`, for links to a file written earlier.
+    out_root: OwnedFd,
     prev: Option<Previous>,
     manifest: BufWriter<File>,
     manifest_path: PathBuf,
     /// (dev, ino) of live files with several links -> their path in `out`.
     inner_links: HashMap<(u64, u64), PathBuf>,
-    /// Copied files and created directories, to fsync before commit.
+    /// Copied files and created directories, relative to `.tmp-<id>`, to
+    /// fsync before commit.
     to_flush: Vec<PathBuf>,
     stats: SnapshotStats,
 }
@@ -396,102 +662,307 @@ impl Builder<'_> {
             .map_err(ioe("write the manifest", &mp))
     }
 
-    /// Snapshot the directory `rel` (already created at `out/rel`).
-    fn dir(&mut self, rel: &Path, md: &fs::Metadata) -> Result<(), SnapshotError> {
-        let src_dir = self.live.join(rel);
-        let dst_dir = self.out.join(rel);
-        self.write_entry(&Entry::from_meta(rel, 'd', md))?;
+    /// Snapshot the directory `rel`: `src` is it in the live data (open,
+    /// described by `st`), `dst` its copy (new and empty), `prev` the
+    /// previous snapshot's, if that has one.
+    fn dir(
+        &mut self,
+        rel: &Path,
+        src: OwnedFd,
+        dst: OwnedFd,
+        prev: Option<OwnedFd>,
+        st: &Stat,
+    ) -> Result<(), SnapshotError> {
+        self.write_entry(&Entry::from_stat(rel, 'd', st))?;
         self.stats.dirs += 1;
-        let mut children: Vec<fs::DirEntry> = fs::read_dir(&src_dir)
-            .map_err(ioe("read the directory", &src_dir))?
-            .collect::<io::Result<_>>()
-            .map_err(ioe("read the directory", &src_dir))?;
-        children.sort_by_key(|e| e.file_name());
-        for child in children {
-            let child_rel = rel.join(child.file_name());
-            let src = child.path();
-            let dst = self.out.join(&child_rel);
-            // lstat relative to the open directory (no path walk).
-            let cmd = match child.metadata() {
-                Ok(m) => m,
-                // Removed while we walked: it is not part of this snapshot.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(ioe("inspect", &src)(e)),
-            };
-            let ft = cmd.file_type();
-            if ft.is_dir() {
-                fs::create_dir(&dst).map_err(ioe("create the directory", &dst))?;
-                self.dir(&child_rel, &cmd)?;
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&src).map_err(ioe("read the symlink", &src))?;
-                std::os::unix::fs::symlink(&target, &dst)
-                    .map_err(ioe("create the symlink", &dst))?;
-                let mut e = Entry::from_meta(&child_rel, 'l', &cmd);
-                (e.target, e.target_hex) = encode(target.as_os_str());
-                set_times(&dst, e.atime_ns, e.mtime_ns).map_err(ioe("set the times of", &dst))?;
-                self.write_entry(&e)?;
-                self.stats.symlinks += 1;
-            } else if ft.is_file() {
-                self.file(&child_rel, &src, &dst, &cmd)?;
-            } else {
-                self.stats.skipped += 1;
-                tracing::warn!(path = %src.display(), "not a file, directory or symlink: left out of the snapshot");
+        let src_dir = self.live.join(rel);
+        let (reader, children) = list(src).map_err(ioe("read the directory", &src_dir))?;
+        let level = Level {
+            src: reader.fd().map_err(ioe("read the directory", &src_dir))?,
+            dst: dst.as_fd(),
+            prev: prev.as_ref().map(|p| p.as_fd()),
+        };
+        for (name, _) in children {
+            let child_rel = rel.join(&name);
+            let mut attempts = 1;
+            while self.entry(&child_rel, &name, level)? == Step::Changed {
+                if attempts == ATTEMPTS {
+                    tracing::warn!(
+                        path = %self.live.join(&child_rel).display(),
+                        "kept changing kind while it was read (swapped for a symlink or another file): left out of the snapshot"
+                    );
+                    break;
+                }
+                attempts += 1;
             }
         }
         // Post-order, once it is full: its own mode and times; flushed
         // with the copied files at the end of the build.
-        self.to_flush.push(dst_dir.clone());
-        let ro = md.mode() & 0o7777 & !0o222;
-        fs::set_permissions(&dst_dir, fs::Permissions::from_mode(ro))
+        self.to_flush.push(Path::new(FILES).join(rel));
+        let dst_dir = self.out.join(rel);
+        let e = Entry::from_stat(rel, 'd', st);
+        rustix::fs::fchmod(&dst, mode(e.mode & !0o222))
             .map_err(ioe("set the mode of", &dst_dir))?;
-        let e = Entry::from_meta(rel, 'd', md);
-        set_times(&dst_dir, e.atime_ns, e.mtime_ns).map_err(ioe("set the times of", &dst_dir))?;
+        rustix::fs::futimens(&dst, &timestamps(e.atime_ns, e.mtime_ns))
+            .map_err(ioe("set the times of", &dst_dir))?;
         Ok(())
     }
 
+    /// Snapshot the entry `name` of the live directory `at.src` (`rel` in
+    /// the tree).
+    fn entry(&mut self, rel: &Path, name: &OsStr, at: Level<'_>) -> Result<Step, SnapshotError> {
+        let st = match rustix::fs::statat(at.src, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Removed while we walked: it is not part of this snapshot.
+            Err(Errno::NOENT) => return Ok(Step::Done),
+            Err(e) => return Err(ioe("inspect", &self.live.join(rel))(e)),
+        };
+        match kind(&st) {
+            FileType::Directory => self.subdir(rel, name, at, &st),
+            FileType::Symlink => self.symlink(rel, name, at),
+            FileType::RegularFile => self.file(rel, name, at, &st),
+            _ => {
+                self.stats.skipped += 1;
+                tracing::warn!(path = %self.live.join(rel).display(), "not a file, directory or symlink: left out of the snapshot");
+                Ok(Step::Done)
+            }
+        }
+    }
+
+    /// The directory `name`, listed as `listed`.
+    fn subdir(
+        &mut self,
+        rel: &Path,
+        name: &OsStr,
+        at: Level<'_>,
+        listed: &Stat,
+    ) -> Result<Step, SnapshotError> {
+        let src = match rustix::fs::openat(at.src, name, DIR, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Step::Done),
+            // A symlink or a file by now: never followed.
+            Err(Errno::NOTDIR | Errno::LOOP) => return Ok(Step::Changed),
+            Err(e) => return Err(ioe("read the directory", &self.live.join(rel))(e)),
+        };
+        // What is snapshotted is the directory opened.
+        let st = rustix::fs::fstat(&src).map_err(ioe("inspect", &self.live.join(rel)))?;
+        if identity(&st) != identity(listed) {
+            tracing::debug!(
+                path = %self.live.join(rel).display(),
+                "replaced by another directory while it was read: the one opened is snapshotted"
+            );
+        }
+        let out = self.out.join(rel);
+        rustix::fs::mkdirat(at.dst, name, mode(0o700))
+            .map_err(ioe("create the directory", &out))?;
+        let dst = rustix::fs::openat(at.dst, name, DIR, Mode::empty())
+            .map_err(ioe("create the directory", &out))?;
+        let prev = at
+            .prev
+            .and_then(|p| rustix::fs::openat(p, name, DIR_PATH, Mode::empty()).ok());
+        self.dir(rel, src, dst, prev, &st)?;
+        Ok(Step::Done)
+    }
+
+    /// The symlink `name`: kept as a symlink, never followed.
+    fn symlink(&mut self, rel: &Path, name: &OsStr, at: Level<'_>) -> Result<Step, SnapshotError> {
+        // The link itself, so that its metadata and its target are of one
+        // and the same link.
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let link = match rustix::fs::openat(at.src, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Step::Done),
+            Err(e) => return Err(ioe("read the symlink", &self.live.join(rel))(e)),
+        };
+        let st = rustix::fs::fstat(&link).map_err(ioe("read the symlink", &self.live.join(rel)))?;
+        if kind(&st) != FileType::Symlink {
+            return Ok(Step::Changed);
+        }
+        let target = rustix::fs::readlinkat(&link, c"", Vec::new())
+            .map_err(ioe("read the symlink", &self.live.join(rel)))?;
+        let target = OsString::from_vec(target.into_bytes());
+        let out = self.out.join(rel);
+        rustix::fs::symlinkat(&*target, at.dst, name).map_err(ioe("create the symlink", &out))?;
+        let mut e = Entry::from_stat(rel, 'l', &st);
+        (e.target, e.target_hex) = encode(&target);
+        let times = timestamps(e.atime_ns, e.mtime_ns);
+        rustix::fs::utimensat(at.dst, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(ioe("set the times of", &out))?;
+        self.write_entry(&e)?;
+        self.stats.symlinks += 1;
+        Ok(Step::Done)
+    }
+
+    /// The regular file `name`, listed as `listed`.
     fn file(
         &mut self,
         rel: &Path,
-        src: &Path,
-        dst: &Path,
-        md: &fs::Metadata,
-    ) -> Result<(), SnapshotError> {
-        let e = Entry::from_meta(rel, 'f', md);
-        self.stats.files += 1;
-        self.stats.bytes += e.size;
+        name: &OsStr,
+        at: Level<'_>,
+        listed: &Stat,
+    ) -> Result<Step, SnapshotError> {
+        let e = Entry::from_stat(rel, 'f', listed);
+        let key = (e.dev, e.ino);
         // A second name of a file already in this snapshot.
-        if md.nlink() > 1 {
-            if let Some(first) = self.inner_links.get(&(e.dev, e.ino)) {
-                if fs::hard_link(first, dst).is_ok() {
-                    self.stats.linked_files += 1;
-                    self.stats.linked_bytes += e.size;
-                    return self.write_entry(&e);
-                }
-            } else {
-                self.inner_links.insert((e.dev, e.ino), dst.to_path_buf());
-            }
+        if listed.st_nlink > 1
+            && let Some(first) = self.inner_links.get(&key)
+            && link_from(self.out_root.as_fd(), first, parent_of(rel), at.dst, name).is_ok()
+        {
+            return self.linked(&e);
         }
         if let Some(prev) = &self.prev
+            && let Some(prev_dir) = at.prev
             && let Some(pe) = prev.entries.get(rel)
             && pe.unchanged(&e, prev.started_ns)
             // EMLINK (too many links) or a damaged previous snapshot: fall
             // back to a copy.
-            && fs::hard_link(prev.files.join(rel), dst).is_ok()
+            && rustix::fs::linkat(prev_dir, name, at.dst, name, AtFlags::empty()).is_ok()
         {
-            self.stats.linked_files += 1;
-            self.stats.linked_bytes += e.size;
-            return self.write_entry(&e);
+            if listed.st_nlink > 1 {
+                self.inner_links
+                    .entry(key)
+                    .or_insert_with(|| rel.to_path_buf());
+            }
+            return self.linked(&e);
         }
-        let reflinked = copy_file(src, dst, e.mode & !0o222, e.atime_ns, e.mtime_ns)
-            .map_err(ioe("copy", src))?;
-        self.to_flush.push(dst.to_path_buf());
+        // What is copied is what this descriptor reads, whatever the name
+        // points at by now; the manifest describes that.
+        let src = match rustix::fs::openat(at.src, name, FILE_READ, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => return Ok(Step::Done),
+            // A symlink by now: never followed.
+            Err(Errno::LOOP) => return Ok(Step::Changed),
+            Err(e) => return Err(ioe("copy", &self.live.join(rel))(e)),
+        };
+        let st = rustix::fs::fstat(&src).map_err(ioe("copy", &self.live.join(rel)))?;
+        if kind(&st) != FileType::RegularFile {
+            return Ok(Step::Changed);
+        }
+        let e = Entry::from_stat(rel, 'f', &st);
+        let reflinked = copy_into(
+            &src,
+            at.dst,
+            name,
+            e.mode & !0o222,
+            (e.atime_ns, e.mtime_ns),
+            None,
+        )
+        .map_err(ioe("copy", &self.live.join(rel)))?;
+        if st.st_nlink > 1 {
+            self.inner_links
+                .entry((e.dev, e.ino))
+                .or_insert_with(|| rel.to_path_buf());
+        }
+        self.to_flush.push(Path::new(FILES).join(rel));
+        self.stats.files += 1;
+        self.stats.bytes += e.size;
         self.stats.copied_files += 1;
         self.stats.copied_bytes += e.size;
         if reflinked {
             self.stats.reflinked_files += 1;
         }
-        self.write_entry(&e)
+        self.write_entry(&e)?;
+        Ok(Step::Done)
     }
+
+    /// A file that became a hard link (to the previous snapshot, or within
+    /// this one).
+    fn linked(&mut self, e: &Entry) -> Result<Step, SnapshotError> {
+        self.stats.files += 1;
+        self.stats.bytes += e.size;
+        self.stats.linked_files += 1;
+        self.stats.linked_bytes += e.size;
+        self.write_entry(e)?;
+        Ok(Step::Done)
+    }
+}
+
+/// The directory holding `rel` (`""` at the top).
+fn parent_of(rel: &Path) -> &Path {
+    rel.parent().unwrap_or(Path::new(""))
+}
+
+/// The directories of a tree on the way to the entry at hand, each opened
+/// from its parent without following a symlink. Entries come in walk order
+/// (a directory before what it holds), so the parent an entry needs is
+/// almost always open already.
+struct DirStack {
+    root: OwnedFd,
+    open: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl DirStack {
+    fn new(root: OwnedFd) -> DirStack {
+        DirStack {
+            root,
+            open: Vec::new(),
+        }
+    }
+
+    fn top(&self) -> BorrowedFd<'_> {
+        self.open
+            .last()
+            .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd())
+    }
+
+    /// The directory `rel` of the tree.
+    fn get(&mut self, rel: &Path) -> io::Result<BorrowedFd<'_>> {
+        while self.open.last().is_some_and(|(p, _)| !rel.starts_with(p)) {
+            self.open.pop();
+        }
+        let have = self.open.last().map_or(0, |(p, _)| p.components().count());
+        for c in rel.components().skip(have) {
+            let Component::Normal(name) = c else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{}` is not a path inside the tree", rel.display()),
+                ));
+            };
+            let fd = rustix::fs::openat(self.top(), name, DIR_PATH, Mode::empty())?;
+            let path = self
+                .open
+                .last()
+                .map_or_else(PathBuf::new, |(p, _)| p.clone())
+                .join(name);
+            self.open.push((path, fd));
+        }
+        Ok(self.top())
+    }
+
+    /// `fd` is the directory `rel`, just made in the directory last got.
+    fn push(&mut self, rel: PathBuf, fd: OwnedFd) {
+        self.open.push((rel, fd));
+    }
+}
+
+/// Open `dest` for an export: a new directory, or an empty one; never
+/// through a symlink.
+fn open_dest(dest: &Path) -> Result<OwnedFd, SnapshotError> {
+    let fd = match rustix::fs::openat(CWD, dest, DIR, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => {
+            fs::create_dir(dest).map_err(ioe("create", dest))?;
+            rustix::fs::openat(CWD, dest, DIR, Mode::empty()).map_err(ioe("create", dest))?
+        }
+        Err(Errno::NOTDIR | Errno::LOOP)
+            if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            return Err(SnapshotError::Invalid(format!(
+                "`{}` is a symlink (not followed); export into a new or empty directory",
+                dest.display()
+            )));
+        }
+        Err(e) => return Err(ioe("read", dest)(e)),
+    };
+    let dup = fd.try_clone().map_err(ioe("read", dest))?;
+    let (_, names) = list(dup).map_err(ioe("read", dest))?;
+    if !names.is_empty() {
+        return Err(SnapshotError::Invalid(format!(
+            "`{}` is not empty; export into a new or empty directory",
+            dest.display()
+        )));
+    }
+    Ok(fd)
 }
 
 /// The snapshots of one dSource.
@@ -543,13 +1014,19 @@ impl SnapshotStore {
         let started = Instant::now();
         let started_ns = wall_ns();
         let live = self.live_dir();
-        let live_md = fs::metadata(&live).map_err(ioe("read the live data directory", &live))?;
-        if !live_md.is_dir() {
-            return Err(SnapshotError::Invalid(format!(
-                "the live data `{}` is not a directory",
-                live.display()
-            )));
-        }
+        // Opened once; everything below it is read relative to descriptors.
+        let live_fd = match rustix::fs::openat(CWD, &live, DIR, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                return Err(SnapshotError::Invalid(format!(
+                    "the live data `{}` is not a directory (a symlink there is not followed)",
+                    live.display()
+                )));
+            }
+            Err(e) => return Err(ioe("read the live data directory", &live)(e)),
+        };
+        let live_md =
+            rustix::fs::fstat(&live_fd).map_err(ioe("read the live data directory", &live))?;
         fs::create_dir_all(self.snapshots_dir()).map_err(ioe("create", &self.snapshots_dir()))?;
         let tmp = self.tmp_dir(id);
         force_remove(&tmp).map_err(ioe("remove the leftover", &tmp))?;
@@ -561,17 +1038,28 @@ impl SnapshotStore {
         }
         let out = tmp.join(FILES);
         fs::create_dir_all(&out).map_err(ioe("create", &out))?;
-        let prev = match previous {
-            Some(p) => Some(self.read_previous(p)?),
-            None => None,
+        let tmp_fd =
+            rustix::fs::openat(CWD, &tmp, DIR, Mode::empty()).map_err(ioe("open", &tmp))?;
+        let out_fd =
+            rustix::fs::openat(&tmp_fd, FILES, DIR, Mode::empty()).map_err(ioe("open", &out))?;
+        let out_root = out_fd.try_clone().map_err(ioe("open", &out))?;
+        // Without the previous tree (damaged), every file is copied.
+        let (prev, prev_fd) = match previous {
+            Some(p) => (
+                Some(self.read_previous(p)?),
+                rustix::fs::openat(CWD, self.files_dir(p), DIR_PATH, Mode::empty()).ok(),
+            ),
+            None => (None, None),
         };
         let manifest_path = tmp.join(MANIFEST);
-        let mf = File::create(&manifest_path).map_err(ioe("create", &manifest_path))?;
+        let mf = rustix::fs::openat(&tmp_fd, MANIFEST, FILE_NEW, mode(0o644))
+            .map_err(ioe("create", &manifest_path))?;
         let mut b = Builder {
             live: &live,
             out,
+            out_root,
             prev,
-            manifest: BufWriter::new(mf),
+            manifest: BufWriter::new(File::from(mf)),
             manifest_path: manifest_path.clone(),
             inner_links: HashMap::new(),
             to_flush: Vec::new(),
@@ -590,19 +1078,18 @@ impl SnapshotStore {
             .map_err(|e| io::Error::other(e.to_string()))
             .and_then(|_| b.manifest.write_all(b"\n"))
             .map_err(ioe("write the manifest", &manifest_path))?;
-        b.dir(Path::new(""), &live_md)?;
+        b.dir(Path::new(""), live_fd, out_fd, prev_fd, &live_md)?;
         let mf = b
             .manifest
             .into_inner()
             .map_err(|e| ioe("write the manifest", &manifest_path)(e.into_error()))?;
-        drop(mf);
         let mut to_flush = b.to_flush;
-        to_flush.push(manifest_path.clone());
-        fsync_all(&to_flush)?;
+        to_flush.push(PathBuf::from(MANIFEST));
+        fsync_all(tmp_fd.as_fd(), &to_flush, &tmp)?;
         let mut stats = b.stats;
-        fs::set_permissions(&manifest_path, fs::Permissions::from_mode(0o444))
-            .map_err(ioe("set the mode of", &manifest_path))?;
-        fsync_dir(&tmp).map_err(ioe("flush", &tmp))?;
+        rustix::fs::fchmod(&mf, mode(0o444)).map_err(ioe("set the mode of", &manifest_path))?;
+        drop(mf);
+        rustix::fs::fsync(&tmp_fd).map_err(ioe("flush", &tmp))?;
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(Built { id, stats, tmp })
     }
@@ -710,7 +1197,6 @@ impl SnapshotStore {
             .filter_map(|e| e.rel().map(|r| (r, e)))
             .collect();
         Ok(Previous {
-            files: dir.join(FILES),
             started_ns: header.started_ns,
             entries,
         })
@@ -730,24 +1216,18 @@ impl SnapshotStore {
         }
         let (_, entries) = self.read_manifest(id, &dir)?;
         let files = dir.join(FILES);
-        match fs::read_dir(dest) {
-            Ok(mut rd) => {
-                if rd.next().is_some() {
-                    return Err(SnapshotError::Invalid(format!(
-                        "`{}` is not empty; export into a new or empty directory",
-                        dest.display()
-                    )));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(dest).map_err(ioe("create", dest))?;
-            }
-            Err(e) => return Err(ioe("read", dest)(e)),
-        }
+        let src_root = rustix::fs::openat(CWD, &files, DIR_PATH, Mode::empty())
+            .map_err(ioe("read", &files))?;
+        let dest_root = open_dest(dest)?;
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let mut stats = ExportStats::default();
-        let mut seen: HashMap<u64, PathBuf> = HashMap::new();
+        // Both trees are walked through descriptors: a symlink planted in
+        // `dest` (or in the snapshot) is never followed.
+        let mut src = DirStack::new(src_root);
+        let mut dst = DirStack::new(dest_root.try_clone().map_err(ioe("read", dest))?);
+        // (dev, ino) of snapshot files with several links -> their path.
+        let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
         let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
         for e in entries {
             let rel = e.rel().ok_or_else(|| SnapshotError::Manifest {
@@ -755,44 +1235,75 @@ impl SnapshotStore {
                 path: dir.join(MANIFEST),
                 detail: "an entry has no path".into(),
             })?;
-            if rel.is_absolute() || rel.components().any(|c| c.as_os_str() == "..") {
+            if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
                 return Err(SnapshotError::Manifest {
                     id,
                     path: dir.join(MANIFEST),
                     detail: format!("entry `{}` escapes the snapshot", rel.display()),
                 });
             }
-            let src = files.join(&rel);
-            let dst = dest.join(&rel);
+            let Some(name) = rel.file_name() else {
+                // The root: `dest` itself.
+                if e.kind != 'd' {
+                    return Err(SnapshotError::Manifest {
+                        id,
+                        path: dir.join(MANIFEST),
+                        detail: "its root is not a directory".into(),
+                    });
+                }
+                stats.dirs += 1;
+                dirs.push((rel, e));
+                continue;
+            };
+            let parent = parent_of(&rel);
+            let src_path = files.join(&rel);
+            let dst_path = dest.join(&rel);
             match e.kind {
                 'd' => {
-                    if !rel.as_os_str().is_empty() {
-                        fs::create_dir(&dst).map_err(ioe("create", &dst))?;
-                    }
+                    let at = dst.get(parent).map_err(ioe("create", &dst_path))?;
+                    rustix::fs::mkdirat(at, name, mode(0o700)).map_err(ioe("create", &dst_path))?;
+                    let fd = rustix::fs::openat(at, name, DIR_PATH, Mode::empty())
+                        .map_err(ioe("create", &dst_path))?;
+                    dst.push(rel.clone(), fd);
                     stats.dirs += 1;
-                    dirs.push((dst, e));
+                    dirs.push((rel, e));
                 }
                 'l' => {
                     let target = decode(&e.target, &e.target_hex).unwrap_or_default();
-                    std::os::unix::fs::symlink(&target, &dst).map_err(ioe("create", &dst))?;
-                    set_times(&dst, e.atime_ns, e.mtime_ns).map_err(ioe("set times of", &dst))?;
+                    let at = dst.get(parent).map_err(ioe("create", &dst_path))?;
+                    rustix::fs::symlinkat(&*target, at, name).map_err(ioe("create", &dst_path))?;
+                    let times = timestamps(e.atime_ns, e.mtime_ns);
+                    rustix::fs::utimensat(at, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(ioe("set times of", &dst_path))?;
                     if root {
-                        let _ = lchown(&dst, e.uid, e.gid);
+                        let (u, g) = owner(e.uid, e.gid);
+                        let _ = rustix::fs::chownat(at, name, u, g, AtFlags::SYMLINK_NOFOLLOW);
                     }
                     stats.symlinks += 1;
                 }
                 _ => {
-                    let smd = fs::symlink_metadata(&src).map_err(ioe("read", &src))?;
-                    if let Some(first) = seen.get(&smd.ino()) {
-                        fs::hard_link(first, &dst).map_err(ioe("link", &dst))?;
+                    let from = src.get(parent).map_err(ioe("read", &src_path))?;
+                    let f = rustix::fs::openat(from, name, FILE_READ, Mode::empty())
+                        .map(File::from)
+                        .map_err(ioe("read", &src_path))?;
+                    let st = rustix::fs::fstat(&f).map_err(ioe("read", &src_path))?;
+                    if kind(&st) != FileType::RegularFile {
+                        return Err(SnapshotError::Invalid(format!(
+                            "snapshot {id}: `{}` is not a regular file; the snapshot is damaged",
+                            src_path.display()
+                        )));
+                    }
+                    let key = identity(&st);
+                    let at = dst.get(parent).map_err(ioe("create", &dst_path))?;
+                    if let Some(first) = seen.get(&key) {
+                        link_from(dest_root.as_fd(), first, parent, at, name)
+                            .map_err(ioe("link", &dst_path))?;
                     } else {
-                        copy_file(&src, &dst, e.mode, e.atime_ns, e.mtime_ns)
-                            .map_err(ioe("copy", &src))?;
-                        if root {
-                            let _ = lchown(&dst, e.uid, e.gid);
-                        }
-                        if smd.nlink() > 1 {
-                            seen.insert(smd.ino(), dst.clone());
+                        let ids = root.then_some((e.uid, e.gid));
+                        copy_into(&f, at, name, e.mode, (e.atime_ns, e.mtime_ns), ids)
+                            .map_err(ioe("copy", &src_path))?;
+                        if st.st_nlink > 1 {
+                            seen.insert(key, rel.clone());
                         }
                     }
                     stats.files += 1;
@@ -800,13 +1311,18 @@ impl SnapshotStore {
                 }
             }
         }
+        drop((src, dst));
         // Deepest first, so a read-only parent never blocks a child.
-        for (dst, e) in dirs.iter().rev() {
-            fs::set_permissions(dst, fs::Permissions::from_mode(e.mode))
-                .map_err(ioe("set the mode of", dst))?;
-            set_times(dst, e.atime_ns, e.mtime_ns).map_err(ioe("set times of", dst))?;
+        for (rel, e) in dirs.iter().rev() {
+            let path = dest.join(rel);
+            let fd = open_beneath(dest_root.as_fd(), rel, OFlags::RDONLY | OFlags::DIRECTORY)
+                .map_err(ioe("set the mode of", &path))?;
+            rustix::fs::fchmod(&fd, mode(e.mode)).map_err(ioe("set the mode of", &path))?;
+            rustix::fs::futimens(&fd, &timestamps(e.atime_ns, e.mtime_ns))
+                .map_err(ioe("set times of", &path))?;
             if root {
-                let _ = lchown(dst, e.uid, e.gid);
+                let (u, g) = owner(e.uid, e.gid);
+                let _ = rustix::fs::fchown(&fd, u, g);
             }
         }
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -825,21 +1341,34 @@ impl SnapshotStore {
     pub fn disk_usage(&self) -> Result<u64, SnapshotError> {
         let mut seen = HashSet::new();
         let mut total = 0u64;
-        fn walk(p: &Path, seen: &mut HashSet<(u64, u64)>, total: &mut u64) -> io::Result<()> {
-            for e in fs::read_dir(p)? {
-                let e = e?;
-                let md = e.metadata()?;
-                if md.is_dir() {
-                    walk(&e.path(), seen, total)?;
-                } else if seen.insert((md.dev(), md.ino())) {
-                    *total += md.blocks() * 512;
+        /// Through descriptors: a symlink swapped in for a directory is
+        /// counted as the symlink, never entered.
+        fn walk(dir: OwnedFd, seen: &mut HashSet<(u64, u64)>, total: &mut u64) -> io::Result<()> {
+            let (reader, names) = list(dir)?;
+            let dir = reader.fd()?;
+            for (name, _) in names {
+                let st = match rustix::fs::statat(dir, &*name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if kind(&st) == FileType::Directory {
+                    match rustix::fs::openat(dir, &*name, DIR, Mode::empty()) {
+                        Ok(sub) => walk(sub, seen, total)?,
+                        // Gone, or no longer a directory: not entered.
+                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else if seen.insert(identity(&st)) {
+                    *total += st.st_blocks as u64 * 512;
                 }
             }
             Ok(())
         }
         for id in self.on_disk()? {
             let d = self.snapshot_dir(id);
-            walk(&d, &mut seen, &mut total).map_err(ioe("measure", &d))?;
+            let fd = rustix::fs::openat(CWD, &d, DIR, Mode::empty()).map_err(ioe("measure", &d))?;
+            walk(fd, &mut seen, &mut total).map_err(ioe("measure", &d))?;
         }
         Ok(total)
     }
@@ -848,6 +1377,18 @@ impl SnapshotStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// Set atime/mtime of `path` without following a final symlink.
+    fn set_times(path: &Path, atime_ns: i64, mtime_ns: i64) -> io::Result<()> {
+        let times = timestamps(atime_ns, mtime_ns);
+        Ok(rustix::fs::utimensat(
+            CWD,
+            path,
+            &times,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
+    }
 
     fn write(p: &Path, text: &str) {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -992,5 +1533,245 @@ mod tests {
         assert_eq!(s.on_disk().unwrap(), vec![1]);
         s.remove(1).unwrap();
         assert!(s.on_disk().unwrap().is_empty());
+    }
+
+    /// Swap two names atomically (renameat2 `RENAME_EXCHANGE`), so that
+    /// both always exist.
+    fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
+    }
+
+    /// Every name and every regular file's content in a tree, without
+    /// following a single symlink.
+    fn scan_no_follow(root: &Path, found: &mut Vec<(PathBuf, String)>) {
+        for e in fs::read_dir(root).unwrap() {
+            let p = e.unwrap().path();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if md.is_dir() {
+                found.push((p.clone(), name));
+                scan_no_follow(&p, found);
+            } else if md.is_file() {
+                let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
+                found.push((p, format!("{name}\n{text}")));
+            } else {
+                found.push((p, name));
+            }
+        }
+    }
+
+    /// Build and commit `count` snapshots while a thread swaps `live/<name>`
+    /// with `decoy` (a symlink to something outside the data directory) as
+    /// fast as it can; then no snapshot tree and no manifest may hold
+    /// anything of the outside (`HOSTSECRET`).
+    fn build_while_swapping(s: &SnapshotStore, name: &str, decoy: &Path, count: u64) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let target = s.live_dir().join(name);
+        let stop = Arc::new(AtomicBool::new(false));
+        let swaps = Arc::new(AtomicU64::new(0));
+        let swapper = {
+            let (stop, swaps) = (stop.clone(), swaps.clone());
+            let (target, decoy) = (target.clone(), decoy.to_path_buf());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    exchange(&target, &decoy).unwrap();
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let mut failed = Vec::new();
+        let mut previous = None;
+        for id in 1..=count {
+            match s.build(id, previous) {
+                Ok(b) => {
+                    s.commit(b).unwrap();
+                    previous = Some(id);
+                }
+                Err(e) => failed.push(format!("snapshot {id}: {e}")),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert!(swaps.load(Ordering::Relaxed) > 0, "the swapper never ran");
+
+        let mut leaks = Vec::new();
+        for id in s.on_disk().unwrap() {
+            let mut found = Vec::new();
+            scan_no_follow(&s.files_dir(id), &mut found);
+            leaks.extend(
+                found
+                    .into_iter()
+                    .filter(|(_, what)| what.contains("HOSTSECRET"))
+                    .map(|(p, _)| p.display().to_string()),
+            );
+            let manifest = fs::read_to_string(s.snapshot_dir(id).join(MANIFEST)).unwrap();
+            if manifest.contains("HOSTSECRET") {
+                leaks.push(format!("manifest of snapshot {id}"));
+            }
+        }
+        assert!(
+            leaks.is_empty(),
+            "outside data entered {} snapshot entries, e.g. {:?}",
+            leaks.len(),
+            &leaks[..leaks.len().min(5)]
+        );
+        assert!(
+            failed.is_empty(),
+            "{} builds failed, e.g. {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+    }
+
+    #[test]
+    fn swapped_in_symlink_never_brings_outside_files_into_a_snapshot() {
+        // The hardening issue: `live/d` is listed as a directory, swapped for
+        // a symlink to a host directory, and the walk followed it (snapshot 8
+        // held `files/d/HOSTSECRET.txt`).
+        let (d, s) = store();
+        let live = s.live_dir();
+        let outside = d.path().join("host");
+        write(&outside.join("HOSTSECRET.txt"), "HOSTSECRET: host data\n");
+        write(&outside.join("inner.txt"), "HOSTSECRET: host inner.txt\n");
+        for i in 0..20 {
+            write(&live.join(format!("d/f{i}.txt")), "inside\n");
+        }
+        write(&live.join("d/inner.txt"), "inside inner.txt\n");
+        write(&live.join("d/sub/deeper.txt"), "inside deeper\n");
+        write(&live.join("other.txt"), "inside\n");
+        let stash = d.path().join("stash");
+        fs::create_dir(&stash).unwrap();
+        let decoy = stash.join("d");
+        std::os::unix::fs::symlink(&outside, &decoy).unwrap();
+        build_while_swapping(&s, "d", &decoy, 300);
+        // A snapshot taken at rest is complete and exact.
+        if fs::symlink_metadata(live.join("d")).unwrap().is_symlink() {
+            exchange(&live.join("d"), &decoy).unwrap();
+        }
+        fs::remove_file(&decoy).unwrap();
+        let last = s.on_disk().unwrap().last().copied();
+        let id = last.unwrap_or(0) + 1;
+        let b = s.build(id, last).unwrap();
+        s.commit(b).unwrap();
+        let files = s.files_dir(id);
+        assert!(!files.join("d/HOSTSECRET.txt").exists());
+        assert_eq!(
+            fs::read_to_string(files.join("d/f0.txt")).unwrap(),
+            "inside\n"
+        );
+        assert_eq!(
+            fs::read_to_string(files.join("other.txt")).unwrap(),
+            "inside\n"
+        );
+    }
+
+    #[test]
+    fn swapped_in_file_symlink_never_copies_an_outside_file() {
+        // The same race for a file: listed as a regular file, swapped for a
+        // symlink to a host file before it is opened.
+        let (d, s) = store();
+        let live = s.live_dir();
+        let outside = d.path().join("host");
+        write(&outside.join("secret.txt"), "HOSTSECRET: host file\n");
+        write(&live.join("f.txt"), "inside f.txt\n");
+        write(&live.join("g.txt"), "inside g.txt\n");
+        let stash = d.path().join("stash");
+        fs::create_dir(&stash).unwrap();
+        let decoy = stash.join("f.txt");
+        std::os::unix::fs::symlink(outside.join("secret.txt"), &decoy).unwrap();
+        build_while_swapping(&s, "f.txt", &decoy, 300);
+        // Every snapshot holds `f.txt` as the file or as the symlink (or
+        // not at all, where it kept changing kind while it was read).
+        let mut missing = 0;
+        for id in s.on_disk().unwrap() {
+            let p = s.files_dir(id).join("f.txt");
+            let Ok(md) = fs::symlink_metadata(&p) else {
+                missing += 1;
+                continue;
+            };
+            if md.is_file() {
+                assert_eq!(fs::read_to_string(&p).unwrap(), "inside f.txt\n");
+            } else {
+                assert!(md.is_symlink(), "{}", p.display());
+                assert_eq!(fs::read_link(&p).unwrap(), outside.join("secret.txt"));
+            }
+        }
+        assert!(
+            missing <= 150,
+            "f.txt left out of {missing} of 300 snapshots"
+        );
+    }
+
+    #[test]
+    fn export_never_writes_through_a_symlink_planted_in_dest() {
+        // While an export runs, a process with access to `dest` swaps a
+        // directory the export created for a symlink to a host directory:
+        // nothing may be written (or chmodded) there.
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (d, s) = store();
+        let live = s.live_dir();
+        for i in 0..200 {
+            write(&live.join(format!("sub/f{i:03}.txt")), "snapshot data\n");
+        }
+        write(&live.join("sub/deeper/x.txt"), "snapshot data\n");
+        fs::set_permissions(live.join("sub"), fs::Permissions::from_mode(0o751)).unwrap();
+        s.commit(s.build(1, None).unwrap()).unwrap();
+        let outside = d.path().join("host");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+        let outside_md = fs::symlink_metadata(&outside).unwrap();
+
+        let mut writes_outside = Vec::new();
+        for round in 0..40 {
+            let dest = d.path().join(format!("export{round}"));
+            let stop = Arc::new(AtomicBool::new(false));
+            let planter = {
+                let (stop, dest, outside) = (stop.clone(), dest.clone(), outside.clone());
+                std::thread::spawn(move || {
+                    let lnk = dest.join(".lnk");
+                    while !stop.load(Ordering::Relaxed) {
+                        if dest.is_dir() {
+                            let _ = std::os::unix::fs::symlink(&outside, &lnk);
+                            let _ = exchange(&dest.join("sub"), &lnk);
+                            let _ = exchange(&dest.join("sub/deeper"), &lnk);
+                        }
+                    }
+                })
+            };
+            // Failing under attack is fine; writing outside is not.
+            let _ = s.export(1, &dest);
+            stop.store(true, Ordering::Relaxed);
+            planter.join().unwrap();
+            let entries: Vec<_> = fs::read_dir(&outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            if !entries.is_empty() {
+                writes_outside.push(format!("round {round}: {} entries", entries.len()));
+                force_remove(&outside).unwrap();
+                fs::create_dir(&outside).unwrap();
+                fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            let md = fs::symlink_metadata(&outside).unwrap();
+            if md.mode() != outside_md.mode() {
+                writes_outside.push(format!("round {round}: mode {:o}", md.mode()));
+                fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+            }
+        }
+        assert!(
+            writes_outside.is_empty(),
+            "the export wrote outside `dest`: {writes_outside:?}"
+        );
+        // Undisturbed, the export is whole.
+        let dest = d.path().join("export-quiet");
+        let st = s.export(1, &dest).unwrap();
+        assert_eq!(st.files, 201);
+        assert_eq!(
+            fs::symlink_metadata(dest.join("sub")).unwrap().mode() & 0o7777,
+            0o751
+        );
     }
 }
