@@ -2,11 +2,12 @@
 //! section, each test named after what broke (issue "Hardening"). They drive
 //! the `lunabox` binary as a user would, with real bash, SQLite and files.
 //!
-//! 1. schema checks outside every budget; 2. toolkit files trusted too much;
-//! 3. the snapshot walk (see `engine::snapshots` tests); 4. host recursion on
-//! operator input; 5. host memory and state growth from commands' output;
-//! 6. engine hooks' deadlines; 7. raw control characters on the terminal;
-//! 8. messages that blame the wrong party; 9. what outlives lunabox.
+//! The classes: (1) schema checks outside every budget, (2) toolkit files
+//! trusted too much, (3) the snapshot walk (see the `engine::snapshots`
+//! tests), (4) host recursion on operator input, (5) host memory and state
+//! growth from commands' output, (6) engine hooks' deadlines, (7) raw
+//! control characters on the terminal, (8) messages that blame the wrong
+//! party, (9) what outlives lunabox.
 //!
 //! Tests that need root (a small tmpfs for a full disk, cgroups for detached
 //! processes) print `SKIPPED: <why>` when they cannot run, and count as
@@ -14,7 +15,6 @@
 
 mod engine_common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -731,7 +731,7 @@ fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
     );
     let f = dir.path().join("hang.lua");
     std::fs::write(&f, script).unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["eval", f.to_str().unwrap(), "--timeout", "600s"])
         .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::null())

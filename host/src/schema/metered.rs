@@ -283,7 +283,7 @@ impl<'a> Iterator for Members<'a> {
         let (k, v) = self.it.next()?;
         self.m
             .charge(string_cost(k.len()))
-            .then(|| (k.as_str(), MNode { v, m: self.m }))
+            .then_some((k.as_str(), MNode { v, m: self.m }))
     }
 }
 

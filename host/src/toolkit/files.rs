@@ -382,7 +382,7 @@ mod tests {
         symlink(".", t.join("resources/f")).unwrap();
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &t.join("resources/g"),
+            t.join("resources/g"),
             Mode::RUSR | Mode::WUSR,
         )
         .unwrap();
