@@ -12,6 +12,13 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lunabox");
 
+/// The binary the tests drive: `LUNABOX_BIN` when set (to run a suite
+/// against another build, e.g. to show a regression test fails on an old
+/// one), else this build's.
+pub fn bin() -> String {
+    std::env::var("LUNABOX_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -66,7 +73,7 @@ impl Lab {
 
     /// A `lunabox` command on this lab's state.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args)
             .env("LUNABOX_STATE", self.state())
             .env_remove("RUST_BACKTRACE")

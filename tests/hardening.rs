@@ -23,7 +23,7 @@ use engine_common::*;
 use serde_json::{Value, json};
 
 fn lunabox(args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LOG")
@@ -437,7 +437,7 @@ fn a_thousand_calls_printing_a_mebibyte_each_keep_host_memory_bounded() {
     let script = "for i = 1, 1000 do RunBash { command = \"head -c 1048576 /dev/zero | tr '\\\\0' x; head -c 1048576 /dev/zero | tr '\\\\0' y >&2\" } end\nreturn 'done'";
     let f = dir.path().join("flood.lua");
     std::fs::write(&f, script).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["eval", f.to_str().unwrap(), "--timeout", "600s", "--json"])
         .env_remove("RUST_BACKTRACE");
     let (o, peak_kib) = run_measured(cmd);
@@ -731,7 +731,7 @@ fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
     );
     let f = dir.path().join("hang.lua");
     std::fs::write(&f, script).unwrap();
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .args(["eval", f.to_str().unwrap(), "--timeout", "600s"])
         .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::null())
