@@ -2,6 +2,7 @@
 //! state is consistent, the job is marked failed ("interrupted"), no partial
 //! snapshot is left, the dSource lock is free and the next sync succeeds.
 
+#[path = "common/engine.rs"]
 mod engine_common;
 
 use std::path::Path;

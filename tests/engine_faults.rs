@@ -5,6 +5,7 @@
 //! retried by the next SnapSync. Driven through the `lunabox` binary with
 //! the efix fixture toolkit (real bash, rsync, SQLite).
 
+#[path = "common/engine.rs"]
 mod engine_common;
 
 use engine_common::*;

@@ -4,6 +4,7 @@
 //! status, disable, enable; the snapshots hold the data as it was: the
 //! first one unchanged after the change, the second one with it.
 
+#[path = "common/engine.rs"]
 mod engine_common;
 
 use std::path::{Path, PathBuf};

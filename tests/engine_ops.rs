@@ -3,6 +3,7 @@
 //! status, the per-dSource lock, direct sources (RunSync), mountSpec,
 //! toolkit upgrades and the daemon.
 
+#[path = "common/engine.rs"]
 mod engine_common;
 
 use std::os::unix::fs::MetadataExt;

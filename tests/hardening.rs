@@ -13,6 +13,7 @@
 //! processes) print `SKIPPED: <why>` when they cannot run, and count as
 //! skipped, not passed.
 
+#[path = "common/engine.rs"]
 mod engine_common;
 
 use std::path::{Path, PathBuf};
@@ -721,6 +722,21 @@ fn a_full_disk_is_recorded_as_no_space_left() {
 
 // ---- 9. what outlives lunabox ---------------------------------------------------
 
+/// The private directories of Run calls that exist now.
+fn call_dirs() -> Vec<PathBuf> {
+    ["/dev/shm".into(), std::env::temp_dir()]
+        .iter()
+        .filter_map(|d: &PathBuf| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("lunabox-run-"))
+        })
+        .collect()
+}
+
 #[test]
 fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -731,6 +747,7 @@ fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
     );
     let f = dir.path().join("hang.lua");
     std::fs::write(&f, script).unwrap();
+    let before = call_dirs();
     let child = Command::new(bin())
         .args(["eval", f.to_str().unwrap(), "--timeout", "600s"])
         .env_remove("RUST_BACKTRACE")
@@ -752,22 +769,11 @@ fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
         .trim()
         .parse()
         .unwrap();
-    // The call's private directory (holding the output file).
-    let files: Vec<PathBuf> = ["/dev/shm", &std::env::temp_dir().to_string_lossy()]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("lunabox-run-"))
-        })
-        .filter(|p| {
-            std::fs::read_dir(p)
-                .map(|mut r| r.next().is_some())
-                .unwrap_or(false)
-        })
+    // The call's private directory (holding the output file): the one made
+    // since the command started.
+    let files: Vec<PathBuf> = call_dirs()
+        .into_iter()
+        .filter(|d| !before.contains(d))
         .collect();
     // SAFETY: kill only sends a signal to our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -781,17 +787,11 @@ fn sigterm_during_a_run_call_kills_the_command_and_removes_its_files() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(gone(pid), "the command (pid {pid}) outlived lunabox");
     assert!(!files.is_empty(), "found no call directory to check");
-    for d in files {
-        if std::fs::read_dir(&d).is_ok() {
-            // Another test's running call may use a directory too; ours
-            // held the 50M file.
-            assert!(
-                !d.join("output-0.json.big").exists(),
-                "{} is left behind",
-                d.display()
-            );
-        }
-    }
+    let left: Vec<&PathBuf> = files
+        .iter()
+        .filter(|d| d.join("output-0.json.big").exists())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! would, with the real sandbox (hooks compiled and run in it) and real
 //! bash/rsync for the scaffolded toolkits' Run calls.
 
-#[path = "toolkit_support.rs"]
+#[path = "common/toolkit.rs"]
 mod support;
 
 use std::path::Path;
@@ -148,8 +148,8 @@ fn build_writes_the_built_form_and_refuses_a_broken_toolkit() {
     );
     // The built file validates and loads to the same toolkit.
     assert_eq!(lunabox(&["validate", s(&out_file)]).status.code(), Some(0));
-    let a = lunabox::toolkit::load(&delphixdb()).unwrap().toolkit;
-    let b = lunabox::toolkit::load(&out_file).unwrap().toolkit;
+    let a = lunabox_toolkit::load(&delphixdb()).unwrap().toolkit;
+    let b = lunabox_toolkit::load(&out_file).unwrap().toolkit;
     assert_eq!(a, b);
 
     let broken_out = tmp.path().join("broken.json");

@@ -4,7 +4,7 @@
 //! private temp dir) and with `--responses` (scripted: nothing runs; the
 //! responses say what each call "printed").
 
-#[path = "toolkit_support.rs"]
+#[path = "common/toolkit.rs"]
 mod support;
 
 use std::path::PathBuf;

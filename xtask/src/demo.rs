@@ -97,14 +97,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let bin = match bin {
         Some(b) => b,
         None => {
-            println!("building lunabox (cargo build -p lunabox) ...");
+            println!("building lunabox (cargo build -p lunabox-cli) ...");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let st = Command::new(cargo)
                 .args([
                     "build",
                     "--quiet",
                     "-p",
-                    "lunabox",
+                    "lunabox-cli",
                     "--bin",
                     "lunabox",
                     "--manifest-path",

@@ -1,6 +1,6 @@
 //! `cargo xtask guest-smoke`: run Lua files in the built guest component
 //! inside wasmtime, with stub host imports. A development harness for the
-//! guest alone (the product host lives in `host/src/sandbox`).
+//! guest alone (the product host lives in `host/sandbox`).
 //!
 //! ```text
 //! cargo xtask guest-smoke [--component FILE] [--globals JSON] [--compile-only]

@@ -1,0 +1,240 @@
+//! `lunabox run-hook TOOLKIT HOOK`: run one hook of a toolkit with the
+//! engine's semantics (globals of its kind, parameters with defaults and
+//! validated, return check), for real on this machine or against scripted
+//! responses.
+//!
+//! Exit status: 0 the hook succeeded, 1 it failed, 2 bad usage (including a
+//! missing context part or invalid parameters), 3 a limit stopped it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use super::Context;
+use lunabox_run::Executor;
+use lunabox_run::executors::local::LocalExecutor;
+use lunabox_run::executors::scripted::ScriptedExecutor;
+use lunabox_sandbox::hook::{self as hooks, FailureKind, HookContext, HookId, HookRun, Invocation};
+use lunabox_sandbox::{Limits, Runtime, RuntimeConfig};
+use lunabox_toolkit::hook::params::{mask, mask_json};
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "HOOK is the hook's path in the toolkit: staged/resync, staged/status, \
+direct/preSnapshot, discovery/repositoryDiscovery, virtual/configure, upgrade/upgradeSnapshot, ...\n\n\
+The context file is a JSON object with what the hook sees: \"parameters\", \"config\", \
+\"repository\", \"source\" (environment, environmentUser, host, stagingEnvironment, \
+stagingEnvironmentUser, stagingHost, dataDirectory, guid), \"remote\" (discovery) and \
+\"snapshotJson\" (configure/reconfigure). Parameters get their schema defaults and are \
+validated; password-format values are masked in everything printed.\n\n\
+Without --responses, Run calls run on this machine as the environment user (which must be \
+you unless lunabox runs as root).\n\n\
+Exit status: 0 ok, 1 the hook failed, 2 bad usage (unknown hook, missing context, invalid \
+parameters), 3 a limit stopped it."
+)]
+pub struct Args {
+    /// A toolkit directory or a built toolkit .json file.
+    pub toolkit: PathBuf,
+    /// The hook, e.g. `staged/resync`.
+    pub hook: String,
+    /// JSON file with parameters, config, repository, source, remote, snapshotJson.
+    #[arg(long, value_name = "FILE.json")]
+    pub context: Option<PathBuf>,
+    /// Set a parameter (VALUE is JSON when it parses, else text; a dotted
+    /// K like `a.b` sets a nested field); repeatable.
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// Answer Run calls from this file instead of running them:
+    /// {"default": RESPONSE, "calls": [{"match": {...}, ...RESPONSE}]}.
+    #[arg(long, value_name = "FILE.json")]
+    pub responses: Option<PathBuf>,
+    /// Write the Run calls made (function, target, resource, variables, exit code) as a JSON array.
+    #[arg(long, value_name = "FILE.json")]
+    pub transcript: Option<PathBuf>,
+    /// Print one JSON object: outcome, value, message, fault, stats, log.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
+    /// The dSource's storage: RunSync's target, and `source.dataDirectory`
+    /// when the context's source has none.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn usage(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    say_err!("error: {message}");
+    Ok(ExitCode::from(super::EXIT_USAGE))
+}
+
+fn read_context(path: &Path) -> Result<HookContext, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: Value = lunabox_toolkit::json::parse(&text)
+        .map_err(|e| format!("{}: not valid JSON ({e}); fix the file", path.display()))?;
+    HookContext::from_json(value).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = match lunabox_toolkit::load(&args.toolkit) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    let hook: HookId = match args.hook.parse() {
+        Ok(h) => h,
+        Err(e) => return usage(e),
+    };
+    let mut context = match &args.context {
+        Some(path) => match read_context(path) {
+            Ok(c) => c,
+            Err(e) => return usage(e),
+        },
+        None => HookContext::default(),
+    };
+    for p in &args.params {
+        if let Err(e) = context.set_param(p) {
+            return usage(e);
+        }
+    }
+    let executor: Arc<dyn Executor> = match &args.responses {
+        Some(path) => match ScriptedExecutor::from_file(path) {
+            Ok(x) => Arc::new(x),
+            Err(e) => return usage(e),
+        },
+        None => Arc::new(LocalExecutor::new()),
+    };
+    // Check what can be checked before starting the sandbox.
+    if let Err(e) = hooks::resolve(&loaded.toolkit, &hook) {
+        return usage(e);
+    }
+    let data_directory = args.data_dir.clone().or_else(|| {
+        context
+            .source
+            .as_ref()
+            .and_then(|s| s.get("dataDirectory"))
+            .and_then(Value::as_str)
+            .filter(|_| hook.group != lunabox_toolkit::HookGroup::Direct)
+            .map(PathBuf::from)
+    });
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_hooks: 2,
+        ..RuntimeConfig::default()
+    })?;
+    // Without --timeout: the engine's default for this kind of hook.
+    let limits = match args.limits.limits(Limits {
+        timeout: lunabox_engine::deadlines::default_for(&hook),
+        ..Limits::default()
+    }) {
+        Ok(l) => l,
+        Err(m) => return usage(m),
+    };
+    let chunk = loaded.toolkit.chunk_name(&hook);
+    if !args.json {
+        say_err!(
+            "running {chunk}{}...",
+            if args.responses.is_some() {
+                " (scripted responses)"
+            } else {
+                ""
+            }
+        );
+    }
+    let run = match hooks::run_hook(Invocation {
+        runtime: &runtime,
+        toolkit: &loaded.toolkit,
+        hook: hook.clone(),
+        context,
+        executor,
+        limits,
+        data_directory,
+    }) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+
+    if let Some(path) = &args.transcript {
+        let entries = mask_json(
+            &serde_json::to_value(&run.outcome.transcript)?,
+            &run.secrets,
+        );
+        std::fs::write(path, serde_json::to_string_pretty(&entries)? + "\n")
+            .with_context(|| format!("cannot write the transcript to {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run_json(&hook, &run))?);
+    } else {
+        print_human(&run);
+    }
+    Ok(ExitCode::from(match &run.value {
+        Ok(_) => 0,
+        Err(f) if matches!(f.kind, FailureKind::Limit(_)) => 3,
+        Err(_) => 1,
+    }))
+}
+
+/// The `--json` object of a hook run.
+pub fn run_json(hook: &HookId, run: &HookRun) -> Value {
+    let s = &run.secrets;
+    let mut out = match &run.value {
+        Ok(v) => {
+            json!({"outcome": "ok", "hook": hook.to_string(), "value": mask_json(v, s), "message": null, "fault": null})
+        }
+        Err(f) => {
+            let mut o = json!({
+                "outcome": if matches!(f.kind, FailureKind::Limit(_)) { "limit" } else { "error" },
+                "hook": hook.to_string(),
+                "kind": f.kind,
+                "value": null,
+                "message": f.message,
+                "fault": f.fault,
+            });
+            if let FailureKind::Limit(k) = f.kind {
+                o["limit"] = json!(k.as_str());
+            }
+            if let Some(tb) = &f.traceback {
+                o["traceback"] = json!(tb);
+            }
+            o
+        }
+    };
+    out["stats"] = json!(run.outcome.stats);
+    out["log"] = mask_json(&json!(run.outcome.log), s);
+    out
+}
+
+fn print_human(run: &HookRun) {
+    let s = &run.secrets;
+    for line in &run.outcome.log {
+        say_err!("[{}] {}", line.level, mask(&line.message, s));
+    }
+    match &run.value {
+        Ok(v) => say!(
+            "{}",
+            serde_json::to_string_pretty(&mask_json(v, s)).unwrap_or_default()
+        ),
+        Err(f) => {
+            say_err!("error: {}", f.message);
+            if let Some(fault) = &f.fault {
+                say_err!(
+                    "  failed call: {} exited with status {}",
+                    fault.function,
+                    fault.exit_code
+                );
+                if !fault.stdout.is_empty() {
+                    say_err!("  stdout: {}", fault.stdout.trim_end());
+                }
+                if !fault.stderr.is_empty() {
+                    say_err!("  stderr: {}", fault.stderr.trim_end());
+                }
+            }
+            if let Some(tb) = &f.traceback {
+                say_err!("{tb}");
+            }
+        }
+    }
+    let st = &run.outcome.stats;
+    say_err!("({:.1} ms, {} Run calls)", st.wall, st.run_calls);
+}

@@ -1,0 +1,305 @@
+//! Environments: the hosts that Run calls are carried out on. A dSource's
+//! `source.environment` / `source.host` / `source.environmentUser`
+//! (and the staging ones) are opaque references to these.
+//!
+//! Only local environments exist today; [`executor_for`] is the one place
+//! that picks an executor for an environment, so remote hosts slot in there.
+//! [`EnvironmentRouter`] is the executor a hook gets: it sends each Run call
+//! to the executor of the environment the call names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::error::{EngineError, Result};
+use super::state::{State, now_ms};
+use lunabox_run::executors::local::LocalExecutor;
+use lunabox_run::{ExecError, Executor, RawResult, RunCall, RunContext};
+
+/// What kind of host an environment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    /// This machine.
+    Local,
+}
+
+impl EnvKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Local => "local",
+        }
+    }
+}
+
+/// An environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub name: String,
+    pub kind: EnvKind,
+    /// The host reference hooks see (`source.host`).
+    pub host: String,
+    /// The environment user (`source.environmentUser` by default).
+    pub user: String,
+    pub created_ms: i64,
+}
+
+/// Check a name of an environment or dSource: it becomes a file name.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "`{name}` is not a valid {what} name: use 1-64 letters, digits, `_`, `-` or `.`, starting with a letter or digit"
+        )))
+    }
+}
+
+fn passwd_name(uid: Option<libc::uid_t>, name: Option<&str>) -> Option<(String, libc::uid_t)> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    let cname = name.map(|n| std::ffi::CString::new(n).ok());
+    // SAFETY: buffers are valid for the given lengths; `out` is checked.
+    let rc = unsafe {
+        match (uid, &cname) {
+            (Some(u), _) => {
+                libc::getpwuid_r(u, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out)
+            }
+            (None, Some(Some(c))) => libc::getpwnam_r(
+                c.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut out,
+            ),
+            _ => return None,
+        }
+    };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points into `buf`, NUL-terminated.
+    let n = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some((n.to_string_lossy().into_owned(), pw.pw_uid))
+}
+
+/// The name of the user running lunabox.
+pub fn current_user() -> String {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    passwd_name(Some(uid), None)
+        .map(|(n, _)| n)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Add a local environment. `user` defaults to the current user and must
+/// exist on this machine.
+pub fn add_local(state: &State, name: &str, user: Option<&str>) -> Result<Environment> {
+    check_name("environment", name)?;
+    let user = match user {
+        Some(u) => {
+            if passwd_name(None, Some(u)).is_none() {
+                return Err(EngineError::Invalid(format!(
+                    "there is no user `{u}` on this machine; pass an existing user to --user (or leave it out for `{}`)",
+                    current_user()
+                )));
+            }
+            u.to_string()
+        }
+        None => current_user(),
+    };
+    if get_opt(state, name)?.is_some() {
+        return Err(EngineError::Conflict(format!(
+            "an environment named `{name}` already exists; `lunabox env list` shows it, `lunabox env rm {name}` removes it"
+        )));
+    }
+    let env = Environment {
+        name: name.to_string(),
+        kind: EnvKind::Local,
+        host: "localhost".to_string(),
+        user,
+        created_ms: now_ms(),
+    };
+    state
+        .conn()
+        .execute(
+            "INSERT INTO environments (name, kind, host, user, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![env.name, env.kind.as_str(), env.host, env.user, env.created_ms],
+        )
+        .map_err(EngineError::db("adding an environment"))?;
+    Ok(env)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Environment> {
+    Ok(Environment {
+        name: r.get(0)?,
+        kind: EnvKind::Local,
+        host: r.get(2)?,
+        user: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
+/// One environment, if it exists.
+pub fn get_opt(state: &State, name: &str) -> Result<Option<Environment>> {
+    state
+        .conn()
+        .query_row(
+            "SELECT name, kind, host, user, created_ms FROM environments WHERE name = ?1",
+            [name],
+            row,
+        )
+        .optional()
+        .map_err(EngineError::db("reading an environment"))
+}
+
+/// One environment; an error naming the fix if it does not exist.
+pub fn get(state: &State, name: &str) -> Result<Environment> {
+    get_opt(state, name)?.ok_or_else(|| {
+        EngineError::NotFound(format!(
+            "there is no environment `{name}`; add it with `lunabox env add {name} --local` (`lunabox env list` shows the others)"
+        ))
+    })
+}
+
+/// All environments, by name.
+pub fn list(state: &State) -> Result<Vec<Environment>> {
+    let mut st = state
+        .conn()
+        .prepare("SELECT name, kind, host, user, created_ms FROM environments ORDER BY name")
+        .map_err(EngineError::db("listing environments"))?;
+    st.query_map([], row)
+        .map_err(EngineError::db("listing environments"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(EngineError::db("listing environments"))
+}
+
+/// Remove an environment; refused while a dSource uses it.
+pub fn remove(state: &mut State, name: &str) -> Result<()> {
+    get(state, name)?;
+    state.write("removing an environment", |tx| {
+        let users: Vec<String> = {
+            let mut st = tx
+                .prepare("SELECT name FROM dsources WHERE environment = ?1 OR staging_environment = ?1 ORDER BY name")
+                .map_err(EngineError::db("finding dSources of an environment"))?;
+            st.query_map([name], |r| r.get(0))
+                .map_err(EngineError::db("finding dSources of an environment"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(EngineError::db("finding dSources of an environment"))?
+        };
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "environment `{name}` is used by dSource(s) {}; it cannot be removed while they exist",
+                users.join(", ")
+            )));
+        }
+        tx.execute("DELETE FROM environments WHERE name = ?1", [name])
+            .map_err(EngineError::db("removing an environment"))?;
+        Ok(())
+    })
+}
+
+/// The executor that carries out Run calls on `env`.
+pub fn executor_for(env: &Environment) -> Arc<dyn Executor> {
+    match env.kind {
+        EnvKind::Local => Arc::new(LocalExecutor::new()),
+    }
+}
+
+/// The executor a dSource's hooks get: routes each Run call to the
+/// executor of the environment it names (`environment`, else `host`), or
+/// to the default environment when the call names none.
+pub struct EnvironmentRouter {
+    envs: BTreeMap<String, Arc<dyn Executor>>,
+    hosts: BTreeMap<String, String>,
+    default: String,
+}
+
+impl EnvironmentRouter {
+    /// A router over `envs`; calls naming no environment go to `default`
+    /// (which must be one of `envs`).
+    pub fn new(envs: &[Environment], default: &str) -> EnvironmentRouter {
+        EnvironmentRouter {
+            envs: envs
+                .iter()
+                .map(|e| (e.name.clone(), executor_for(e)))
+                .collect(),
+            hosts: envs
+                .iter()
+                .map(|e| (e.host.clone(), e.name.clone()))
+                .collect(),
+            default: default.to_string(),
+        }
+    }
+}
+
+impl Executor for EnvironmentRouter {
+    fn execute(
+        &self,
+        call: &RunCall,
+        ctx: &RunContext,
+    ) -> std::result::Result<RawResult, ExecError> {
+        let name = match (&call.target.environment, &call.target.host) {
+            (Some(e), _) => e.clone(),
+            (None, Some(h)) => self.hosts.get(h).cloned().unwrap_or_else(|| h.clone()),
+            (None, None) => self.default.clone(),
+        };
+        match self.envs.get(&name) {
+            Some(ex) => ex.execute(call, ctx),
+            None => Err(ExecError::Unavailable(format!(
+                "{} names environment `{name}`, which is not one of this dSource's environments ({}); pass `environment = source.environment` or `source.stagingEnvironment`",
+                call.function.name(),
+                self.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(&dir.path().join("s.db")).unwrap();
+        let e = add_local(&s, "local", None).unwrap();
+        assert_eq!(e.user, current_user());
+        assert!(
+            add_local(&s, "local", None)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
+        assert!(add_local(&s, "bad name", None).is_err());
+        assert!(
+            add_local(&s, "x", Some("no-such-user-zz"))
+                .unwrap_err()
+                .to_string()
+                .contains("no user")
+        );
+        assert_eq!(list(&s).unwrap().len(), 1);
+        remove(&mut s, "local").unwrap();
+        assert!(
+            get(&s, "local")
+                .unwrap_err()
+                .to_string()
+                .contains("env add local")
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The engine's error type: every failure names what it was working on
+//! (file, dSource, toolkit, hook) and says what to do next.
+
+use std::path::{Path, PathBuf};
+
+/// Why an engine operation could not be carried out.
+///
+/// A hook that *ran* and failed is not an `EngineError`: it is recorded in
+/// the job and posted as a fault, and the operation reports a failed job.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state database refused an operation.
+    #[error("state database: {what}: {source}")]
+    Db {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A file operation failed.
+    #[error("{action} `{}`: {source}", path.display())]
+    Io {
+        action: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something named does not exist (the message says how to list what does).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation conflicts with what exists (a name taken, an
+    /// environment still used, a dSource disabled).
+    #[error("{0}")]
+    Conflict(String),
+    /// The user's input is not acceptable (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// Another operation holds the dSource and did not finish in time.
+    #[error("{0}")]
+    Busy(String),
+    /// A toolkit could not be loaded or is not valid.
+    #[error("{0}")]
+    Toolkit(String),
+    /// A hook could not be started (unknown hook, bad context).
+    #[error("{0}")]
+    Hook(String),
+    /// The sandbox could not be set up.
+    #[error("the hook sandbox could not start: {0}")]
+    Sandbox(String),
+    /// A snapshot could not be built, read or removed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshots::SnapshotError),
+}
+
+impl EngineError {
+    /// An [`EngineError::Io`] for `action` on `path`.
+    pub fn io(action: impl Into<String>, path: &Path, source: std::io::Error) -> Self {
+        EngineError::Io {
+            action: action.into(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// An [`EngineError::Db`] for `what`.
+    pub fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> EngineError {
+        let what = what.into();
+        move |source| EngineError::Db { what, source }
+    }
+}
+
+/// Result of engine operations.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

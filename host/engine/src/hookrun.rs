@@ -1,0 +1,295 @@
+//! Running one hook of a dSource inside a job: builds the hook's context
+//! (parameters, config, repository, `source`), picks the executor through
+//! the dSource's environments, runs it via [`lunabox_toolkit::hook::run_hook`],
+//! records the step (log, Run-call transcript, stats, value) and posts a
+//! fault when it fails.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::Engine;
+use super::dsources::{DSource, SourceKind};
+use super::environments::{self, EnvironmentRouter};
+use super::error::Result;
+use super::faults::{self, NewFault};
+use super::jobs::{self, Outcome, Step};
+use super::progress::Progress;
+use super::state::now_ms;
+use lunabox_run::Executor;
+use lunabox_sandbox::Limits;
+use lunabox_sandbox::hook::{self as hooks, HookContext, Invocation};
+use lunabox_toolkit::hook::params;
+use lunabox_toolkit::{HookGroup, HookId, Toolkit};
+
+/// How one hook step ended.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub ok: bool,
+    /// What the hook returned (after its kind's check), `null` on failure.
+    pub value: Value,
+    /// Why it failed.
+    pub message: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Runs the hooks of one dSource for one job.
+pub struct HookRunner<'a> {
+    engine: &'a Engine,
+    ds: &'a DSource,
+    toolkit: &'a Toolkit,
+    group: HookGroup,
+    executor: Arc<dyn Executor>,
+    job: i64,
+    limits: Limits,
+}
+
+impl<'a> HookRunner<'a> {
+    /// A runner for `ds` (linked with `toolkit`) recording into `job`.
+    pub fn new(
+        engine: &'a Engine,
+        ds: &'a DSource,
+        toolkit: &'a Toolkit,
+        job: i64,
+    ) -> Result<Self> {
+        let mut envs = vec![environments::get(engine.state(), &ds.environment)?];
+        if ds.staging_environment != ds.environment {
+            envs.push(environments::get(engine.state(), &ds.staging_environment)?);
+        }
+        let default = if ds.kind == SourceKind::Staged {
+            &ds.staging_environment
+        } else {
+            &ds.environment
+        };
+        Ok(HookRunner {
+            engine,
+            ds,
+            toolkit,
+            group: match ds.kind {
+                SourceKind::Staged => HookGroup::Staged,
+                SourceKind::Direct => HookGroup::Direct,
+            },
+            executor: Arc::new(EnvironmentRouter::new(&envs, default)),
+            job,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The id of linked hook `name` of this dSource's kind.
+    pub fn hook_id(&self, name: &str) -> HookId {
+        HookId::new(self.group, name)
+    }
+
+    /// Whether the toolkit has a non-empty script for linked hook `name`.
+    pub fn has(&self, name: &str) -> bool {
+        has_script(self.toolkit, &self.hook_id(name))
+    }
+
+    /// Run linked hook `name` with the dSource's parameters.
+    pub fn run(&self, name: &str, progress: Option<&dyn Progress>) -> Result<StepResult> {
+        self.run_hook(self.hook_id(name), self.ds.parameters.clone(), progress)
+    }
+
+    /// Run `hook` with `parameters` (upgrade scripts get other parameters
+    /// than the dSource's).
+    pub fn run_hook(
+        &self,
+        hook: HookId,
+        parameters: Value,
+        _progress: Option<&dyn Progress>,
+    ) -> Result<StepResult> {
+        let started_ms = now_ms();
+        let t0 = Instant::now();
+        let step_name = hook.name.clone();
+        let runtime = match self.engine.runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                return self.failed_setup(&hook, &step_name, started_ms, t0, e.to_string());
+            }
+        };
+        let data_directory: PathBuf = self
+            .engine
+            .paths()
+            .dsource_storage(&self.ds.name)
+            .join("data");
+        let inv = Invocation {
+            runtime: &runtime,
+            toolkit: self.toolkit,
+            hook: hook.clone(),
+            context: HookContext {
+                parameters: Some(parameters),
+                config: Some(self.ds.config.clone()),
+                repository: Some(self.ds.repository.clone()),
+                source: Some(self.ds.source_global()),
+                remote: None,
+                snapshot_json: None,
+            },
+            executor: self.executor.clone(),
+            limits: Limits {
+                timeout: super::deadlines::timeout_for(
+                    &hook,
+                    self.engine.hook_timeouts(),
+                    &self.ds.timeouts,
+                ),
+                ..self.limits.clone()
+            },
+            data_directory: Some(data_directory),
+        };
+        let span =
+            tracing::info_span!("hook", dsource = %self.ds.name, hook = %hook, job = self.job);
+        let _g = span.enter();
+        let run = match hooks::run_hook(inv) {
+            Ok(r) => r,
+            Err(e) => return self.failed_setup(&hook, &step_name, started_ms, t0, e.to_string()),
+        };
+        let elapsed = t0.elapsed();
+        let o = &run.outcome;
+        let mut step = Step {
+            seq: 0,
+            step: step_name,
+            outcome: Outcome::Ok,
+            started_ms,
+            duration_ms: elapsed.as_millis() as i64,
+            message: None,
+            log: params::mask_json(
+                &serde_json::to_value(&o.log).unwrap_or(Value::Null),
+                &run.secrets,
+            ),
+            transcript: serde_json::to_value(&o.transcript).unwrap_or(Value::Null),
+            stats: serde_json::to_value(&o.stats).unwrap_or(Value::Null),
+            value: Value::Null,
+        };
+        match &run.value {
+            Ok(v) => {
+                step.value = params::mask_json(v, &run.secrets);
+                jobs::add_step(self.engine.state(), self.job, &step)?;
+                Ok(StepResult {
+                    ok: true,
+                    value: v.clone(),
+                    message: None,
+                    elapsed,
+                })
+            }
+            Err(f) => {
+                step.outcome = Outcome::Failed;
+                step.message = Some(f.message.clone());
+                jobs::add_step(self.engine.state(), self.job, &step)?;
+                let mut detail = json!({
+                    "toolkit": self.toolkit.name(),
+                    "version": self.toolkit.version(),
+                    "script": self.toolkit.chunk_name(&hook),
+                    "kind": f.kind,
+                });
+                if let Some(tb) = &f.traceback {
+                    detail["traceback"] = json!(tb);
+                }
+                if let Some(rf) = &f.fault {
+                    detail["function"] = json!(rf.function);
+                    detail["exitCode"] = json!(rf.exit_code);
+                    detail["stdout"] = json!(rf.stdout);
+                    detail["stderr"] = json!(rf.stderr);
+                }
+                faults::post(
+                    self.engine.state(),
+                    &NewFault {
+                        dsource: Some(self.ds.name.clone()),
+                        job_id: Some(self.job),
+                        hook: Some(hook.to_string()),
+                        message: format!("{hook} failed: {}", f.message),
+                        detail,
+                    },
+                )?;
+                Ok(StepResult {
+                    ok: false,
+                    value: Value::Null,
+                    message: Some(f.message.clone()),
+                    elapsed,
+                })
+            }
+        }
+    }
+
+    fn failed_setup(
+        &self,
+        hook: &HookId,
+        step_name: &str,
+        started_ms: i64,
+        t0: Instant,
+        message: String,
+    ) -> Result<StepResult> {
+        let elapsed = t0.elapsed();
+        jobs::add_step(
+            self.engine.state(),
+            self.job,
+            &Step {
+                seq: 0,
+                step: step_name.to_string(),
+                outcome: Outcome::Failed,
+                started_ms,
+                duration_ms: elapsed.as_millis() as i64,
+                message: Some(message.clone()),
+                log: Value::Null,
+                transcript: Value::Null,
+                stats: Value::Null,
+                value: Value::Null,
+            },
+        )?;
+        faults::post(
+            self.engine.state(),
+            &NewFault {
+                dsource: Some(self.ds.name.clone()),
+                job_id: Some(self.job),
+                hook: Some(hook.to_string()),
+                message: format!("{hook} could not run: {message}"),
+                detail: json!({"toolkit": self.toolkit.name(), "version": self.toolkit.version()}),
+            },
+        )?;
+        Ok(StepResult {
+            ok: false,
+            value: Value::Null,
+            message: Some(message),
+            elapsed,
+        })
+    }
+}
+
+/// Whether `toolkit` has a script with code for `hook` (an absent or
+/// blank script means the engine does without it).
+pub fn has_script(toolkit: &Toolkit, hook: &HookId) -> bool {
+    toolkit.script(hook).is_some_and(|s| {
+        s.lines().any(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with("--") && !l.starts_with('#')
+        })
+    })
+}
+
+/// Record a step that is not a hook (the snapshot) or was skipped.
+pub fn record_step(
+    engine: &Engine,
+    job: i64,
+    name: &str,
+    outcome: Outcome,
+    elapsed: Duration,
+    message: Option<String>,
+    stats: Value,
+) -> Result<()> {
+    jobs::add_step(
+        engine.state(),
+        job,
+        &Step {
+            seq: 0,
+            step: name.to_string(),
+            outcome,
+            started_ms: now_ms() - elapsed.as_millis() as i64,
+            duration_ms: elapsed.as_millis() as i64,
+            message,
+            log: Value::Null,
+            transcript: Value::Null,
+            stats,
+            value: Value::Null,
+        },
+    )
+}

@@ -1,0 +1,334 @@
+//! Scratch space: how much a hook may keep in its scratch directory.
+//!
+//! wasmtime-wasi writes a hook's files with no limit of its own, so a hook
+//! could fill the host's disk at whatever speed the disk takes. This module
+//! meters the filesystem imports through which the guest makes or grows
+//! files (`open-at` with `create`, and every byte written through a stream
+//! from `write-via-stream` or `append-via-stream`), shadowing wasmtime-wasi's
+//! definitions in the linker and calling them for the real work.
+//!
+//! What is limited is the space the directory holds, not the bytes written:
+//! each file counts what it occupies on disk plus [`ENTRY_BYTES`]. The meter
+//! keeps a running estimate (bytes written plus [`ENTRY_BYTES`] per create);
+//! only when that passes the cap is the directory walked to measure it, so
+//! a hook that rewrites one file many times is not stopped for it. A hook
+//! whose directory really holds more than the cap stops with
+//! [`LimitKind::Scratch`].
+//!
+//! The guest only imports the filesystem functions in [`METERED`] and the
+//! read-only ones in [`UNMETERED`]; a test checks that list against the
+//! component, so a new guest that imports, say, `descriptor.write` fails the
+//! tests until it is metered here.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
+use wasmtime_wasi::p2::bindings::sync::filesystem::types as sync_types;
+use wasmtime_wasi::p2::bindings::sync::filesystem::types::HostDescriptor;
+use wasmtime_wasi::p2::{DynOutputStream, FsResult, OutputStream, Pollable, StreamError};
+
+use super::limits::{LimitHit, LimitKind};
+use super::state::HookState;
+
+/// What each file or directory costs besides its data: an inode and a
+/// directory entry are not free, and a hook must not be able to exhaust a
+/// filesystem's inodes with empty files.
+pub const ENTRY_BYTES: u64 = 4096;
+
+/// The WASI interface (and version) whose functions are metered.
+pub const INTERFACE: &str = "wasi:filesystem/types@0.2.12";
+/// Functions of [`INTERFACE`] that can make files or grow them: metered.
+pub const METERED: &[&str] = &[
+    "[method]descriptor.open-at",
+    "[method]descriptor.write-via-stream",
+    "[method]descriptor.append-via-stream",
+];
+/// Functions of [`INTERFACE`] the guest imports that only read, or free
+/// space: not metered. (Read by the test that checks the guest's imports.)
+#[cfg_attr(not(test), allow(dead_code))]
+pub const UNMETERED: &[&str] = &[
+    "[method]descriptor.read-via-stream",
+    "[method]descriptor.get-flags",
+    "[method]descriptor.get-type",
+    "[method]descriptor.stat",
+    "[method]descriptor.remove-directory-at",
+    "[method]descriptor.rename-at",
+    "[method]descriptor.unlink-file-at",
+    "filesystem-error-code",
+];
+
+/// The space accounting of one hook's scratch directory, shared by the
+/// hook's state and every file stream it opens.
+#[derive(Debug)]
+pub struct ScratchMeter {
+    root: PathBuf,
+    cap: u64,
+    inner: Mutex<Estimate>,
+}
+
+/// An upper bound of what the directory holds, in bytes.
+#[derive(Debug, Default)]
+struct Estimate {
+    bytes: u64,
+}
+
+impl ScratchMeter {
+    pub fn new(root: &Path, cap: u64) -> Arc<ScratchMeter> {
+        Arc::new(ScratchMeter {
+            root: root.to_path_buf(),
+            cap,
+            inner: Mutex::new(Estimate::default()),
+        })
+    }
+
+    /// Count `bytes` more. Past the cap the directory is measured; if it
+    /// really holds more than the cap with these bytes, the hook stops.
+    pub fn charge(&self, bytes: u64) -> Result<(), LimitHit> {
+        let mut est = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        est.bytes = est.bytes.saturating_add(bytes);
+        if est.bytes <= self.cap {
+            return Ok(());
+        }
+        let held = usage(&self.root);
+        est.bytes = held.saturating_add(bytes);
+        if est.bytes > self.cap {
+            tracing::debug!(
+                held,
+                adding = bytes,
+                cap = self.cap,
+                "scratch space limit reached"
+            );
+            return Err(LimitHit(LimitKind::Scratch));
+        }
+        Ok(())
+    }
+}
+
+/// What `root` holds: every entry under it, each as its allocated blocks
+/// plus [`ENTRY_BYTES`]. Symbolic links are not followed; an entry that
+/// vanishes while being read counts nothing.
+pub fn usage(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            total = total
+                .saturating_add(ENTRY_BYTES)
+                .saturating_add(meta.blocks().saturating_mul(512));
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+/// A file's output stream that charges the meter for every byte before the
+/// real stream writes it.
+struct MeteredStream {
+    inner: DynOutputStream,
+    meter: Arc<ScratchMeter>,
+}
+
+impl MeteredStream {
+    fn charge(&self, bytes: usize) -> Result<(), StreamError> {
+        self.meter
+            .charge(bytes as u64)
+            .map_err(|hit| StreamError::Trap(wasmtime::Error::new(hit)))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for MeteredStream {
+    async fn ready(&mut self) {
+        self.inner.ready().await
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for MeteredStream {
+    fn write(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.charge(bytes.len())?;
+        self.inner.write(bytes)
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        self.inner.flush()
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        self.inner.check_write()
+    }
+
+    async fn blocking_write_and_flush(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.charge(bytes.len())?;
+        self.inner.blocking_write_and_flush(bytes).await
+    }
+
+    fn write_zeroes(&mut self, nelem: usize) -> Result<(), StreamError> {
+        self.charge(nelem)?;
+        self.inner.write_zeroes(nelem)
+    }
+
+    async fn write_ready(&mut self) -> Result<usize, StreamError> {
+        self.inner.write_ready().await
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
+}
+
+/// wasmtime-wasi's `FsResult` as the `result<_, error-code>` the guest
+/// receives (an error that is not an error code is a trap).
+fn to_guest<T>(r: FsResult<T>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => Ok(Err(e.downcast()?)),
+    }
+}
+
+/// Swap the stream wasmtime-wasi made for a metered one, under a new handle.
+fn meter_stream(
+    state: &mut HookState,
+    made: FsResult<Resource<DynOutputStream>>,
+) -> wasmtime::Result<(Result<Resource<DynOutputStream>, ErrorCode>,)> {
+    let stream = match to_guest(made)? {
+        Ok(s) => s,
+        Err(code) => return Ok((Err(code),)),
+    };
+    let inner = state.table.delete(stream)?;
+    let metered: DynOutputStream = Box::new(MeteredStream {
+        inner,
+        meter: state.scratch.clone(),
+    });
+    Ok((Ok(state.table.push(metered)?),))
+}
+
+/// Shadow the [`METERED`] functions of wasmtime-wasi (already in `linker`)
+/// with metered ones.
+pub fn add_to_linker(linker: &mut Linker<HookState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(INTERFACE)?;
+    types.func_wrap(
+        METERED[0],
+        |mut store: StoreContextMut<'_, HookState>,
+         (fd, path_flags, path, open_flags, flags): (
+            Resource<Descriptor>,
+            sync_types::PathFlags,
+            String,
+            sync_types::OpenFlags,
+            sync_types::DescriptorFlags,
+        )| {
+            let state = store.data_mut();
+            if open_flags.contains(sync_types::OpenFlags::CREATE) {
+                state.scratch.charge(ENTRY_BYTES)?;
+            }
+            let opened = HostDescriptor::open_at(
+                &mut state.filesystem(),
+                fd,
+                path_flags,
+                path,
+                open_flags,
+                flags,
+            );
+            Ok((to_guest(opened)?,))
+        },
+    )?;
+    types.func_wrap(
+        METERED[1],
+        |mut store: StoreContextMut<'_, HookState>, (fd, offset): (Resource<Descriptor>, u64)| {
+            let state = store.data_mut();
+            let made = HostDescriptor::write_via_stream(&mut state.filesystem(), fd, offset);
+            meter_stream(state, made)
+        },
+    )?;
+    types.func_wrap(
+        METERED[2],
+        |mut store: StoreContextMut<'_, HookState>, (fd,): (Resource<Descriptor>,)| {
+            let state = store.data_mut();
+            let made = HostDescriptor::append_via_stream(&mut state.filesystem(), fd);
+            meter_stream(state, made)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_is_corrected_by_measuring_before_stopping() {
+        let dir = tempfile::tempdir().unwrap();
+        let meter = ScratchMeter::new(dir.path(), 64 << 10);
+        // Rewriting one small file many times: the estimate passes the cap,
+        // the measurement finds ~8 KiB, and the hook goes on.
+        for _ in 0..100 {
+            meter.charge(4096).unwrap();
+            std::fs::write(dir.path().join("f"), [7u8; 4096]).unwrap();
+        }
+        // Really holding more than the cap stops it.
+        std::fs::write(dir.path().join("big"), vec![1u8; 80 << 10]).unwrap();
+        assert!(matches!(meter.charge(1), Err(LimitHit(LimitKind::Scratch))));
+    }
+
+    #[test]
+    fn every_filesystem_function_the_guest_imports_is_accounted_for() {
+        let rt = crate::Runtime::new(crate::RuntimeConfig {
+            max_concurrent_hooks: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let (engine, component) = rt.guest();
+        let mut seen = Vec::new();
+        for (name, item) in component.component_type().imports(engine) {
+            if !name.starts_with("wasi:filesystem/types@") {
+                continue;
+            }
+            assert_eq!(name, INTERFACE, "the guest imports another version");
+            let wasmtime::component::types::ComponentItem::ComponentInstance(inst) = item.ty else {
+                panic!("{name} is not an instance");
+            };
+            for (f, ty) in inst.exports(engine) {
+                if matches!(
+                    ty.ty,
+                    wasmtime::component::types::ComponentItem::ComponentFunc(_)
+                ) {
+                    seen.push(f.to_string());
+                }
+            }
+        }
+        for f in &seen {
+            assert!(
+                METERED.contains(&f.as_str()) || UNMETERED.contains(&f.as_str()),
+                "the guest imports {f} from {INTERFACE}: meter it in scratch_quota.rs \
+                 if it can make or grow files, else list it in UNMETERED"
+            );
+        }
+        for f in METERED {
+            assert!(seen.iter().any(|s| s == f), "{f} is no longer imported");
+        }
+    }
+
+    #[test]
+    fn empty_files_cost_an_entry_each() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("e{i}")), "").unwrap();
+        }
+        assert_eq!(usage(dir.path()), 10 * ENTRY_BYTES);
+    }
+}

@@ -1,0 +1,178 @@
+//! The per-hook store data: WASI context (scratch directory only), the
+//! memory limiter, and the host side of the WIT imports (Run calls,
+//! resources, log, schema checks), with their limits.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::host::{
+    self, ExitFailure, LogLevel, RunFailure as WitRunFailure, RunFunction as WitRunFunction,
+};
+use super::limits::{LimitHit, LimitKind, Limits, MemoryCap};
+use super::{LogLine, RunFault};
+use lunabox_run::{
+    self, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry, mask_secrets as mask,
+};
+
+/// Everything one hook's store holds.
+pub struct HookState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub memory: MemoryCap,
+    pub limits: Limits,
+    pub deadline: Instant,
+    pub executor: Arc<dyn Executor>,
+    pub resources: Arc<BTreeMap<String, String>>,
+    pub data_directory: Option<PathBuf>,
+    pub secrets: Vec<String>,
+    pub log: Vec<LogLine>,
+    pub log_bytes: u64,
+    pub transcript: Vec<TranscriptEntry>,
+    /// Bytes of stdout and stderr kept in the transcript so far.
+    pub transcript_bytes: u64,
+    /// The last Run call that exited non-zero (for the fault).
+    pub last_failed_call: Option<RunFault>,
+    /// Space accounting of the hook's scratch directory.
+    pub scratch: Arc<super::scratch_quota::ScratchMeter>,
+}
+
+impl WasiView for HookState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn function_of(f: WitRunFunction) -> RunFunction {
+    match f {
+        WitRunFunction::RunBash => RunFunction::RunBash,
+        WitRunFunction::RunCommand => RunFunction::RunCommand,
+        WitRunFunction::RunExpect => RunFunction::RunExpect,
+        WitRunFunction::RunPowerShell => RunFunction::RunPowerShell,
+        WitRunFunction::RunSync => RunFunction::RunSync,
+    }
+}
+
+impl host::Host for HookState {
+    fn run(
+        &mut self,
+        function: WitRunFunction,
+        call_json: String,
+    ) -> wasmtime::Result<Result<Option<String>, WitRunFailure>> {
+        let function = function_of(function);
+        if self.transcript.len() as u64 >= u64::from(self.limits.max_run_calls) {
+            return Err(wasmtime::Error::new(LimitHit(LimitKind::Calls)));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(wasmtime::Error::new(LimitHit(LimitKind::Time)));
+        }
+        let ctx = RunContext {
+            deadline: Some(self.deadline),
+            data_directory: self.data_directory.clone(),
+            capture_limit: usize::try_from(self.limits.max_capture_bytes).unwrap_or(usize::MAX),
+            output_limit: self.limits.max_output_file_bytes,
+            resources: self.resources.clone(),
+            schema_steps: self.limits.max_schema_steps,
+        };
+        let _span = tracing::info_span!("run_call", function = function.name()).entered();
+        let (result, mut entry) = lunabox_run::perform(
+            function,
+            &call_json,
+            self.executor.as_ref(),
+            &ctx,
+            &self.secrets,
+        );
+        self.keep_in_transcript(&mut entry);
+        self.transcript.push(entry);
+        match result {
+            Ok(Some(value)) => Ok(Ok(Some(value.to_string()))),
+            Ok(None) => Ok(Ok(None)),
+            Err(RunFailure::Deadline { .. }) => {
+                Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
+            }
+            Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(mask(&m, &self.secrets)))),
+            Err(RunFailure::BadOutput(m)) => {
+                Ok(Err(WitRunFailure::BadOutput(mask(&m, &self.secrets))))
+            }
+            Err(RunFailure::Unavailable(m)) => {
+                Ok(Err(WitRunFailure::Unavailable(mask(&m, &self.secrets))))
+            }
+            Err(RunFailure::Exit {
+                exit_code,
+                stdout,
+                stderr,
+                message,
+            }) => {
+                let stdout = mask(&stdout, &self.secrets);
+                let stderr = mask(&stderr, &self.secrets);
+                self.last_failed_call = Some(RunFault {
+                    function: function.name().to_string(),
+                    exit_code,
+                    stdout: stdout.clone(),
+                    stderr: stderr.clone(),
+                });
+                Ok(Err(WitRunFailure::Exit(ExitFailure {
+                    exit_code,
+                    stdout,
+                    stderr,
+                    message: mask(&message, &self.secrets),
+                })))
+            }
+        }
+    }
+
+    fn read_resource(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.resources.get(&name).cloned())
+    }
+
+    fn list_resources(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.resources.keys().cloned().collect())
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        self.log_bytes += message.len() as u64;
+        if self.log_bytes > self.limits.max_log_bytes {
+            return Err(wasmtime::Error::new(LimitHit(LimitKind::Output)));
+        }
+        let level = match level {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        let message = mask(&message, &self.secrets);
+        tracing::debug!(level, "hook log: {message}");
+        self.log.push(LogLine {
+            level: level.to_string(),
+            message,
+        });
+        Ok(())
+    }
+}
+
+impl HookState {
+    /// Keep `entry`'s streams within what is left of the hook's transcript
+    /// budget ([`Limits::max_transcript_bytes`]); what does not fit is
+    /// dropped and the entry says so.
+    fn keep_in_transcript(&mut self, entry: &mut TranscriptEntry) {
+        let mut left = self
+            .limits
+            .max_transcript_bytes
+            .saturating_sub(self.transcript_bytes);
+        for (text, truncated) in [
+            (&mut entry.stdout, &mut entry.stdout_truncated),
+            (&mut entry.stderr, &mut entry.stderr_truncated),
+        ] {
+            *truncated |= lunabox_run::cut_to(text, left);
+            left -= text.len() as u64;
+            self.transcript_bytes += text.len() as u64;
+        }
+    }
+}
