@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::Context;
 use lunabox_run::executors::local::LocalExecutor;
-use lunabox_sandbox::{HookOutcome, HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
+use lunabox_sandbox::{HookOutcome, HookRequest, Limits, Outcome, Runtime, RuntimeConfig};
 
 #[derive(clap::Args)]
 #[command(
@@ -70,9 +70,10 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "stdin".into());
-    let mut request = HookRequest::new(script, chunk_name, Arc::new(LocalExecutor::new()));
-    request.globals = globals;
-    request.limits = limits;
+    let request = HookRequest::new(script, chunk_name)
+        .with_executor(Arc::new(LocalExecutor::new()))
+        .with_globals(globals)
+        .with_limits(limits);
     let outcome = runtime.run_hook(request);
     if args.json {
         println!("{}", outcome_json(&outcome));
@@ -102,33 +103,33 @@ fn read_globals(
     }
 }
 
-/// 0 ok, 1 error, 3 limit.
-pub fn exit_status(result: &HookResult) -> u8 {
-    match result {
-        HookResult::Ok(_) => 0,
-        HookResult::Error(_) => 1,
-        HookResult::Limit(_) => 3,
-    }
+/// 0 ok, 1 error, 3 limit, 4 cancelled.
+pub fn exit_status(result: &Outcome) -> u8 {
+    result.exit_status()
 }
 
-/// The `--json` object for an outcome.
+/// The `--json` object for an outcome: the outcome's fields, except that a
+/// limit carries no `kind` and says which option raises it, and `fault` is
+/// there only for a failed Run call (eval's shape since its first release).
 pub fn outcome_json(outcome: &HookOutcome) -> serde_json::Value {
-    let mut out = match &outcome.result {
-        HookResult::Ok(v) => json!({ "outcome": "ok", "value": v }),
-        HookResult::Error(e) => {
-            let mut o = json!({ "outcome": "error", "kind": e.kind, "message": e.message });
-            if let Some(tb) = &e.traceback {
-                o["traceback"] = json!(tb);
-            }
-            if let Some(f) = &e.fault {
-                o["fault"] = json!(f);
-            }
-            o
+    let r = &outcome.result;
+    let mut fields = r.json_fields();
+    match r {
+        Outcome::Value(v) => {
+            fields.insert("value".into(), v.clone());
         }
-        HookResult::Limit(kind) => {
-            json!({ "outcome": "limit", "limit": kind.as_str(), "message": limit_message(*kind) })
+        Outcome::Limit(l) => {
+            fields.remove("kind");
+            fields.remove("fault");
+            fields.insert("message".into(), json!(limit_message(l.kind)));
         }
-    };
+        _ => {
+            if r.fault().is_none() {
+                fields.remove("fault");
+            }
+        }
+    }
+    let mut out = serde_json::Value::Object(fields);
     out["stats"] = json!(outcome.stats);
     out["log"] = json!(outcome.log);
     out["runCalls"] = json!(outcome.transcript);
@@ -159,27 +160,9 @@ fn print_human(outcome: &HookOutcome) {
         say_err!("[{}] {}", line.level, line.message);
     }
     match &outcome.result {
-        HookResult::Ok(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-        HookResult::Error(e) => {
-            say_err!("error: {}", e.message);
-            if let Some(f) = &e.fault {
-                say_err!(
-                    "  failed call: {} exited with status {}",
-                    f.function,
-                    f.exit_code
-                );
-                if !f.stdout.is_empty() {
-                    say_err!("  stdout: {}", f.stdout.trim_end());
-                }
-                if !f.stderr.is_empty() {
-                    say_err!("  stderr: {}", f.stderr.trim_end());
-                }
-            }
-            if let Some(tb) = &e.traceback {
-                say_err!("{tb}");
-            }
-        }
-        HookResult::Limit(kind) => say_err!("limit ({kind}): {}", limit_message(*kind)),
+        Outcome::Value(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Outcome::Limit(l) => say_err!("limit ({}): {}", l.kind, limit_message(l.kind)),
+        other => super::run_hook::print_failure(other),
     }
     let s = &outcome.stats;
     let fuel = s

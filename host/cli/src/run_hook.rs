@@ -17,9 +17,8 @@ use super::Context;
 use lunabox_run::Executor;
 use lunabox_run::executors::local::LocalExecutor;
 use lunabox_run::executors::scripted::ScriptedExecutor;
-use lunabox_sandbox::hook::{self as hooks, FailureKind, HookContext, HookId, HookRun, Invocation};
-use lunabox_sandbox::{Limits, Runtime, RuntimeConfig};
-use lunabox_toolkit::hook::params::{mask, mask_json};
+use lunabox_sandbox::hook::{self as hooks, HookContext, HookId};
+use lunabox_sandbox::{HookOutcome, Limits, Outcome, Runtime, RuntimeConfig};
 
 #[derive(clap::Args)]
 #[command(
@@ -142,24 +141,15 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let run = match hooks::run_hook(Invocation {
-        runtime: &runtime,
-        toolkit: &loaded.toolkit,
-        hook: hook.clone(),
-        context,
-        executor,
-        limits,
-        data_directory,
-    }) {
-        Ok(r) => r,
+    let request = match hooks::request(&loaded.toolkit, &hook, &context, data_directory.as_deref())
+    {
+        Ok(r) => r.with_executor(executor).with_limits(limits),
         Err(e) => return usage(e),
     };
+    let run = runtime.run_hook(request);
 
     if let Some(path) = &args.transcript {
-        let entries = mask_json(
-            &serde_json::to_value(&run.outcome.transcript)?,
-            &run.secrets,
-        );
+        let entries = serde_json::to_value(&run.transcript)?;
         std::fs::write(path, serde_json::to_string_pretty(&entries)? + "\n")
             .with_context(|| format!("cannot write the transcript to {}", path.display()))?;
     }
@@ -168,73 +158,57 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print_human(&run);
     }
-    Ok(ExitCode::from(match &run.value {
-        Ok(_) => 0,
-        Err(f) if matches!(f.kind, FailureKind::Limit(_)) => 3,
-        Err(_) => 1,
-    }))
+    Ok(ExitCode::from(run.result.exit_status()))
 }
 
-/// The `--json` object of a hook run.
-pub fn run_json(hook: &HookId, run: &HookRun) -> Value {
-    let s = &run.secrets;
-    let mut out = match &run.value {
-        Ok(v) => {
-            json!({"outcome": "ok", "hook": hook.to_string(), "value": mask_json(v, s), "message": null, "fault": null})
-        }
-        Err(f) => {
-            let mut o = json!({
-                "outcome": if matches!(f.kind, FailureKind::Limit(_)) { "limit" } else { "error" },
-                "hook": hook.to_string(),
-                "kind": f.kind,
-                "value": null,
-                "message": f.message,
-                "fault": f.fault,
-            });
-            if let FailureKind::Limit(k) = f.kind {
-                o["limit"] = json!(k.as_str());
-            }
-            if let Some(tb) = &f.traceback {
-                o["traceback"] = json!(tb);
-            }
-            o
-        }
-    };
-    out["stats"] = json!(run.outcome.stats);
-    out["log"] = mask_json(&json!(run.outcome.log), s);
+/// The `--json` object of a hook run: `outcome`, `hook`, `kind`, `value`
+/// (secrets masked), `message`, `fault`, `limit` and `traceback` when there
+/// is one, `stats`, `log`.
+pub fn run_json(hook: &HookId, run: &HookOutcome) -> Value {
+    let mut fields = run.result.json_fields();
+    fields.insert("hook".into(), json!(hook.to_string()));
+    fields.insert("value".into(), run.value_for_display());
+    fields.entry("message").or_insert(Value::Null);
+    fields.entry("fault").or_insert(Value::Null);
+    let mut out = Value::Object(fields);
+    out["stats"] = json!(run.stats);
+    out["log"] = json!(run.log);
     out
 }
 
-fn print_human(run: &HookRun) {
-    let s = &run.secrets;
-    for line in &run.outcome.log {
-        say_err!("[{}] {}", line.level, mask(&line.message, s));
-    }
-    match &run.value {
-        Ok(v) => say!(
-            "{}",
-            serde_json::to_string_pretty(&mask_json(v, s)).unwrap_or_default()
-        ),
-        Err(f) => {
-            say_err!("error: {}", f.message);
-            if let Some(fault) = &f.fault {
-                say_err!(
-                    "  failed call: {} exited with status {}",
-                    fault.function,
-                    fault.exit_code
-                );
-                if !fault.stdout.is_empty() {
-                    say_err!("  stdout: {}", fault.stdout.trim_end());
-                }
-                if !fault.stderr.is_empty() {
-                    say_err!("  stderr: {}", fault.stderr.trim_end());
-                }
-            }
-            if let Some(tb) = &f.traceback {
-                say_err!("{tb}");
-            }
+/// A failed outcome in words on stderr: the message, the failed call and
+/// its output, the traceback.
+pub fn print_failure(result: &Outcome) {
+    say_err!("error: {}", result.message().unwrap_or("the hook failed"));
+    if let Some(fault) = result.fault() {
+        say_err!(
+            "  failed call: {} exited with status {}",
+            fault.function,
+            fault.exit_code
+        );
+        if !fault.stdout.is_empty() {
+            say_err!("  stdout: {}", fault.stdout.trim_end());
+        }
+        if !fault.stderr.is_empty() {
+            say_err!("  stderr: {}", fault.stderr.trim_end());
         }
     }
-    let st = &run.outcome.stats;
+    if let Some(tb) = result.traceback() {
+        say_err!("{tb}");
+    }
+}
+
+fn print_human(run: &HookOutcome) {
+    for line in &run.log {
+        say_err!("[{}] {}", line.level, line.message);
+    }
+    match &run.result {
+        Outcome::Value(_) => say!(
+            "{}",
+            serde_json::to_string_pretty(&run.value_for_display()).unwrap_or_default()
+        ),
+        other => print_failure(other),
+    }
+    let st = &run.stats;
     say_err!("({:.1} ms, {} Run calls)", st.wall, st.run_calls);
 }

@@ -1,6 +1,6 @@
 //! Running one hook of a dSource inside a job: builds the hook's context
 //! (parameters, config, repository, `source`), picks the executor through
-//! the dSource's environments, runs it via [`lunabox_toolkit::hook::run_hook`],
+//! the dSource's environments, runs it via [`lunabox_sandbox::hook::request`] and the runtime,
 //! records the step (log, Run-call transcript, stats, value) and posts a
 //! fault when it fails.
 
@@ -19,14 +19,17 @@ use super::jobs::{self, Outcome, Step};
 use super::progress::Progress;
 use super::state::now_ms;
 use lunabox_run::Executor;
-use lunabox_sandbox::Limits;
-use lunabox_sandbox::hook::{self as hooks, HookContext, Invocation};
-use lunabox_toolkit::hook::params;
+use lunabox_sandbox::hook::{self as hooks, HookContext};
+use lunabox_sandbox::{Limits, Outcome as HookEnd};
 use lunabox_toolkit::{HookGroup, HookId, Toolkit};
 
 /// How one hook step ended.
 #[derive(Debug, Clone)]
 pub struct StepResult {
+    /// The sandbox's outcome, unchanged (a hook that could not be set up,
+    /// e.g. parameters failing their schema, is a host outcome).
+    pub outcome: HookEnd,
+    /// Whether the hook returned a value that passed its kind's check.
     pub ok: bool,
     /// What the hook returned (after its kind's check), `null` on failure.
     pub value: Value,
@@ -114,38 +117,31 @@ impl<'a> HookRunner<'a> {
             .paths()
             .dsource_storage(&self.ds.name)
             .join("data");
-        let inv = Invocation {
-            runtime: &runtime,
-            toolkit: self.toolkit,
-            hook: hook.clone(),
-            context: HookContext {
-                parameters: Some(parameters),
-                config: Some(self.ds.config.clone()),
-                repository: Some(self.ds.repository.clone()),
-                source: Some(self.ds.source_global()),
-                remote: None,
-                snapshot_json: None,
-            },
-            executor: self.executor.clone(),
-            limits: Limits {
-                timeout: super::deadlines::timeout_for(
-                    &hook,
-                    self.engine.hook_timeouts(),
-                    &self.ds.timeouts,
-                ),
-                ..self.limits.clone()
-            },
-            data_directory: Some(data_directory),
+        let context = HookContext {
+            parameters: Some(parameters),
+            config: Some(self.ds.config.clone()),
+            repository: Some(self.ds.repository.clone()),
+            source: Some(self.ds.source_global()),
+            remote: None,
+            snapshot_json: None,
+        };
+        let limits = Limits {
+            timeout: super::deadlines::timeout_for(
+                &hook,
+                self.engine.hook_timeouts(),
+                &self.ds.timeouts,
+            ),
+            ..self.limits.clone()
         };
         let span =
             tracing::info_span!("hook", dsource = %self.ds.name, hook = %hook, job = self.job);
         let _g = span.enter();
-        let run = match hooks::run_hook(inv) {
-            Ok(r) => r,
+        let request = match hooks::request(self.toolkit, &hook, &context, Some(&data_directory)) {
+            Ok(r) => r.with_executor(self.executor.clone()).with_limits(limits),
             Err(e) => return self.failed_setup(&hook, &step_name, started_ms, t0, e.to_string()),
         };
+        let o = runtime.run_hook(request);
         let elapsed = t0.elapsed();
-        let o = &run.outcome;
         let mut step = Step {
             seq: 0,
             step: step_name,
@@ -153,39 +149,37 @@ impl<'a> HookRunner<'a> {
             started_ms,
             duration_ms: elapsed.as_millis() as i64,
             message: None,
-            log: params::mask_json(
-                &serde_json::to_value(&o.log).unwrap_or(Value::Null),
-                &run.secrets,
-            ),
+            log: serde_json::to_value(&o.log).unwrap_or(Value::Null),
             transcript: serde_json::to_value(&o.transcript).unwrap_or(Value::Null),
             stats: serde_json::to_value(&o.stats).unwrap_or(Value::Null),
-            value: Value::Null,
+            value: o.value_for_display(),
         };
-        match &run.value {
-            Ok(v) => {
-                step.value = params::mask_json(v, &run.secrets);
+        match &o.result {
+            HookEnd::Value(v) => {
                 jobs::add_step(self.engine.state(), self.job, &step)?;
                 Ok(StepResult {
+                    outcome: o.result.clone(),
                     ok: true,
                     value: v.clone(),
                     message: None,
                     elapsed,
                 })
             }
-            Err(f) => {
+            end => {
+                let message = end.message().unwrap_or("failed").to_string();
                 step.outcome = Outcome::Failed;
-                step.message = Some(f.message.clone());
+                step.message = Some(message.clone());
                 jobs::add_step(self.engine.state(), self.job, &step)?;
                 let mut detail = json!({
                     "toolkit": self.toolkit.name(),
                     "version": self.toolkit.version(),
                     "script": self.toolkit.chunk_name(&hook),
-                    "kind": f.kind,
+                    "kind": end.kind_json(),
                 });
-                if let Some(tb) = &f.traceback {
+                if let Some(tb) = end.traceback() {
                     detail["traceback"] = json!(tb);
                 }
-                if let Some(rf) = &f.fault {
+                if let Some(rf) = end.fault() {
                     detail["function"] = json!(rf.function);
                     detail["exitCode"] = json!(rf.exit_code);
                     detail["stdout"] = json!(rf.stdout);
@@ -197,14 +191,15 @@ impl<'a> HookRunner<'a> {
                         dsource: Some(self.ds.name.clone()),
                         job_id: Some(self.job),
                         hook: Some(hook.to_string()),
-                        message: format!("{hook} failed: {}", f.message),
+                        message: format!("{hook} failed: {message}"),
                         detail,
                     },
                 )?;
                 Ok(StepResult {
+                    outcome: end.clone(),
                     ok: false,
                     value: Value::Null,
-                    message: Some(f.message.clone()),
+                    message: Some(message),
                     elapsed,
                 })
             }
@@ -247,6 +242,7 @@ impl<'a> HookRunner<'a> {
             },
         )?;
         Ok(StepResult {
+            outcome: HookEnd::host(message.clone()),
             ok: false,
             value: Value::Null,
             message: Some(message),

@@ -10,6 +10,7 @@
 //! against it ([`output`]). Every call leaves a [`TranscriptEntry`].
 
 pub mod call;
+pub mod cancel;
 pub mod executors;
 pub mod output;
 mod perform;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use call::{CallError, RunCall, RunFunction};
+pub use cancel::CancelToken;
 pub use lunabox_toolkit::text::{MASK, mask_secrets};
 pub use perform::{call_label, resource_of};
 
@@ -52,8 +54,12 @@ pub struct RunContext {
     /// The toolkit's resources (path -> text), to name the resource a command
     /// came from in the transcript.
     pub resources: Arc<BTreeMap<String, String>>,
-    /// Steps the `outputSchema` check may take (see [`lunabox_toolkit::schema`]).
+    /// Steps the `outputSchema` check may take (see
+    /// [`lunabox_toolkit::schema`]).
     pub schema_steps: u64,
+    /// Cancels the call: the executor kills it and reports
+    /// [`ExecError::Cancelled`].
+    pub cancel: Option<CancelToken>,
 }
 
 impl Default for RunContext {
@@ -65,6 +71,7 @@ impl Default for RunContext {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             resources: Arc::default(),
             schema_steps: lunabox_toolkit::schema::DEFAULT_STEPS,
+            cancel: None,
         }
     }
 }
@@ -105,6 +112,10 @@ pub enum ExecError {
     /// The hook's deadline passed; the process group was killed.
     #[error("the hook's deadline passed while the command ran; its process group was killed")]
     Deadline { stdout: String, stderr: String },
+    /// The call was cancelled ([`RunContext::cancel`]); its process group
+    /// was killed.
+    #[error("the call was cancelled; its process group was killed")]
+    Cancelled { stdout: String, stderr: String },
     /// The command's output file grew past the limit; it was killed.
     #[error("the command wrote more than {limit} bytes to $DLPX_OUTPUT_FILE and was stopped")]
     OutputTooLarge {
@@ -141,6 +152,9 @@ pub enum RunFailure {
     /// time limit, not given a Lua error.
     #[error("the hook's deadline passed during {function}")]
     Deadline { function: String },
+    /// The call was cancelled: the hook is stopped as cancelled.
+    #[error("{function} was cancelled")]
+    Cancelled { function: String },
 }
 
 /// One Run call as the transcript records it (`--transcript`).
@@ -152,7 +166,7 @@ pub struct TranscriptEntry {
     pub host: Option<String>,
     /// The resource whose text is the command, when it is one.
     pub resource: Option<String>,
-    /// The call's variables as text, passwords masked.
+    /// The call's variables as text (the sandbox masks secrets in them).
     pub variables: BTreeMap<String, String>,
     /// `null` when the call did not run (bad call, unavailable, deadline).
     #[serde(rename = "exitCode")]
@@ -206,17 +220,16 @@ pub fn cut_to(text: &mut String, max: u64) -> bool {
 /// Carry out one Run call from the guest: parse `call_json` for `function`,
 /// run it with `executor`, apply the exit-code and output-file rules.
 /// Returns the output document (with an `outputSchema`) and the transcript
-/// entry. `secrets` are values to mask in the transcript (password
-/// parameters).
+/// entry. Nothing is masked here: the sandbox masks secrets in everything
+/// that leaves it, in one place.
 pub fn perform(
     function: RunFunction,
     call_json: &str,
     executor: &dyn Executor,
     ctx: &RunContext,
-    secrets: &[String],
 ) -> (
     Result<Option<serde_json::Value>, RunFailure>,
     TranscriptEntry,
 ) {
-    perform::perform(function, call_json, executor, ctx, secrets)
+    perform::perform(function, call_json, executor, ctx)
 }

@@ -7,19 +7,13 @@ use serde_json::Value;
 
 use super::call::{self, RunCall, RunFunction};
 use super::output;
-use super::{ExecError, Executor, RunContext, RunFailure, Target, TranscriptEntry};
-use lunabox_toolkit::text::{MASK, mask_secrets};
-
-/// Variable names whose values are always masked in the transcript, even
-/// when they are not among the known secrets (upper-cased substrings).
-const SECRET_NAME_PARTS: &[&str] = &["PASSWORD", "PASSWD", "SECRET"];
+use super::{CancelToken, ExecError, Executor, RunContext, RunFailure, Target, TranscriptEntry};
 
 pub(super) fn perform(
     function: RunFunction,
     call_json: &str,
     executor: &dyn Executor,
     ctx: &RunContext,
-    secrets: &[String],
 ) -> (Result<Option<Value>, RunFailure>, TranscriptEntry) {
     let started = Instant::now();
     let (call, validator) = match call::parse_with_validator(function, call_json) {
@@ -40,24 +34,21 @@ pub(super) fn perform(
                 stderr_truncated: false,
                 duration_ms: 0,
             };
-            return (
-                Err(RunFailure::BadCall(mask_secrets(&e.to_string(), secrets))),
-                entry,
-            );
+            return (Err(RunFailure::BadCall(e.to_string())), entry);
         }
     };
     let resource = call
         .command
         .as_deref()
         .and_then(|c| resource_of(c, &ctx.resources));
-    let label = mask_secrets(&call_label(&call, resource.as_deref()), secrets);
+    let label = call_label(&call, resource.as_deref());
     let mut entry = TranscriptEntry {
         function: function.name().to_string(),
         environment: call.target.environment.clone(),
         user: call.target.user.clone(),
         host: call.target.host.clone(),
         resource,
-        variables: masked_variables(&call.variables, secrets),
+        variables: call.variables.clone(),
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
@@ -65,8 +56,18 @@ pub(super) fn perform(
         stderr_truncated: false,
         duration_ms: 0,
     };
-    let _span = tracing::debug_span!("run", call = %label).entered();
+    // The label may quote an inline command: the span names the function
+    // and resource only (secrets are masked once, in the sandbox).
+    let _span = tracing::debug_span!(
+        "run",
+        function = function.name(),
+        resource = entry.resource.as_deref().unwrap_or("-")
+    )
+    .entered();
 
+    if ctx.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+        return (Err(RunFailure::Cancelled { function: label }), entry);
+    }
     if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
         return (Err(RunFailure::Deadline { function: label }), entry);
     }
@@ -82,19 +83,10 @@ pub(super) fn perform(
             } else {
                 format!("{label}: {m}")
             };
-            return (
-                Err(RunFailure::Unavailable(mask_secrets(&m, secrets))),
-                entry,
-            );
+            return (Err(RunFailure::Unavailable(m.clone())), entry);
         }
         Err(ExecError::BadCall(m)) => {
-            return (
-                Err(RunFailure::BadCall(mask_secrets(
-                    &format!("{label}: {m}"),
-                    secrets,
-                ))),
-                entry,
-            );
+            return (Err(RunFailure::BadCall(format!("{label}: {m}"))), entry);
         }
         Err(ExecError::OutputTooLarge {
             limit,
@@ -103,8 +95,8 @@ pub(super) fn perform(
         }) => {
             entry.stdout_truncated = super::cut_to(&mut stdout, ctx.capture_limit as u64);
             entry.stderr_truncated = super::cut_to(&mut stderr, ctx.capture_limit as u64);
-            entry.stdout = mask_secrets(&stdout, secrets);
-            entry.stderr = mask_secrets(&stderr, secrets);
+            entry.stdout = stdout.clone();
+            entry.stderr = stderr.clone();
             return (
                 Err(RunFailure::BadOutput(format!(
                     "{label} wrote more than {limit} bytes to $DLPX_OUTPUT_FILE and was stopped while it \
@@ -120,10 +112,20 @@ pub(super) fn perform(
         }) => {
             entry.stdout_truncated = super::cut_to(&mut stdout, ctx.capture_limit as u64);
             entry.stderr_truncated = super::cut_to(&mut stderr, ctx.capture_limit as u64);
-            entry.stdout = mask_secrets(&stdout, secrets);
-            entry.stderr = mask_secrets(&stderr, secrets);
+            entry.stdout = stdout.clone();
+            entry.stderr = stderr.clone();
             tracing::debug!("killed at the hook's deadline");
             return (Err(RunFailure::Deadline { function: label }), entry);
+        }
+        Err(ExecError::Cancelled {
+            mut stdout,
+            mut stderr,
+        }) => {
+            entry.stdout_truncated = super::cut_to(&mut stdout, ctx.capture_limit as u64);
+            entry.stderr_truncated = super::cut_to(&mut stderr, ctx.capture_limit as u64);
+            entry.stdout = stdout;
+            entry.stderr = stderr;
+            return (Err(RunFailure::Cancelled { function: label }), entry);
         }
     };
     // The capture limits, whatever the executor did.
@@ -135,8 +137,8 @@ pub(super) fn perform(
         raw.output_truncated = true;
     }
     entry.exit_code = Some(raw.exit_code);
-    entry.stdout = mask_secrets(&raw.stdout, secrets);
-    entry.stderr = mask_secrets(&raw.stderr, secrets);
+    entry.stdout = raw.stdout.clone();
+    entry.stderr = raw.stderr.clone();
     entry.stdout_truncated = raw.stdout_truncated;
     entry.stderr_truncated = raw.stderr_truncated;
     tracing::debug!(
@@ -156,7 +158,7 @@ pub(super) fn perform(
                 exit_code,
                 stdout,
                 stderr,
-                message: mask_secrets(&message, secrets),
+                message: message.clone(),
             },
             other => other,
         };
@@ -177,9 +179,7 @@ pub(super) fn perform(
     };
     match output::check_output(&label, &raw, schema, validator, &budget) {
         Ok(value) => (Ok(Some(value)), entry),
-        Err(output::OutputError::Bad(m)) => {
-            (Err(RunFailure::BadOutput(mask_secrets(&m, secrets))), entry)
-        }
+        Err(output::OutputError::Bad(m)) => (Err(RunFailure::BadOutput(m.clone())), entry),
         Err(output::OutputError::Deadline) => {
             (Err(RunFailure::Deadline { function: label }), entry)
         }
@@ -220,25 +220,6 @@ pub fn call_label(call: &RunCall, resource: Option<&str>) -> String {
     format!("{f} (command `{short}`)")
 }
 
-fn masked_variables(
-    vars: &BTreeMap<String, String>,
-    secrets: &[String],
-) -> BTreeMap<String, String> {
-    vars.iter()
-        .map(|(k, v)| {
-            let upper = k.to_ascii_uppercase();
-            let value = if SECRET_NAME_PARTS.iter().any(|p| upper.contains(p))
-                || secrets.iter().any(|s| s == v)
-            {
-                MASK.to_string()
-            } else {
-                mask_secrets(v, secrets)
-            };
-            (k.clone(), value)
-        })
-        .collect()
-}
-
 /// `environment`/`user`/`host` of a call that failed to parse, for its
 /// transcript entry.
 fn best_effort_target(call_json: &str) -> Target {
@@ -254,26 +235,6 @@ fn best_effort_target(call_json: &str) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_longest_first_and_by_name() {
-        let secrets = vec!["pw".to_string(), "pw123".to_string(), String::new()];
-        assert_eq!(
-            mask_secrets("x pw123 y pw", &secrets),
-            "x ******** y ********"
-        );
-        let vars = BTreeMap::from([
-            ("DB_PASSWORD".to_string(), "anything".to_string()),
-            ("URL".to_string(), "u:pw123@h".to_string()),
-            ("PLAIN".to_string(), "value".to_string()),
-            ("P".to_string(), "pw".to_string()),
-        ]);
-        let m = masked_variables(&vars, &secrets);
-        assert_eq!(m["DB_PASSWORD"], MASK);
-        assert_eq!(m["URL"], "u:********@h");
-        assert_eq!(m["PLAIN"], "value");
-        assert_eq!(m["P"], MASK);
-    }
 
     #[test]
     fn labels() {

@@ -29,7 +29,7 @@ fn call(
     function: RunFunction,
     call: Value,
 ) -> Result<Option<Value>, RunFailure> {
-    lunabox_run::perform(function, &call.to_string(), exec, &ctx(), &[]).0
+    lunabox_run::perform(function, &call.to_string(), exec, &ctx()).0
 }
 
 fn responses() -> ScriptedExecutor {
@@ -151,7 +151,6 @@ fn no_match_and_no_default_says_what_to_add() {
             .to_string(),
         &s,
         &ctx(),
-        &[],
     );
     assert_eq!(
         r,
@@ -216,7 +215,6 @@ fn responses_file_errors_name_the_file_and_field() {
         r#"{"command": "x", "outputSchema": {"type": "null"}}"#,
         &s,
         &RunContext::default(),
-        &[],
     )
     .0;
     assert_eq!(

@@ -20,7 +20,6 @@ fn sync(call: Value, data: &Path) -> (Result<Option<Value>, RunFailure>, Transcr
         &call.to_string(),
         &LocalExecutor::new(),
         &ctx,
-        &[],
     )
 }
 
@@ -276,7 +275,6 @@ fn without_a_data_directory_run_sync_is_unavailable() {
         r#"{"sourceDirectory": "/tmp"}"#,
         &LocalExecutor::new(),
         &ctx,
-        &[],
     );
     let RunFailure::Unavailable(m) = r.unwrap_err() else {
         panic!()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lunabox_run::executors::local::LocalExecutor;
-use lunabox_sandbox::{HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
+use lunabox_sandbox::{HookRequest, Limits, Outcome, Runtime, RuntimeConfig};
 use serde_json::json;
 
 struct Row {
@@ -57,12 +57,13 @@ fn interleaved(n: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Vec<f64>,
     (xs, ys)
 }
 
-fn hook(runtime: &Runtime, script: &str) -> HookResult {
-    let mut req = HookRequest::new(script, "bench.lua", Arc::new(LocalExecutor::new()));
-    req.limits = Limits {
+fn hook(runtime: &Runtime, script: &str) -> Outcome {
+    let mut req =
+        HookRequest::new(script, "bench.lua").with_executor(Arc::new(LocalExecutor::new()));
+    req = req.with_limits(Limits {
         timeout: Duration::from_secs(120),
         ..Limits::default()
-    };
+    });
     runtime.run_hook(req).result
 }
 
@@ -94,7 +95,7 @@ fn main() {
     let small = "return { status = 'ok', n = 1 }";
     assert_eq!(
         hook(&runtime, small),
-        HookResult::Ok(json!({"status": "ok", "n": 1}))
+        Outcome::Value(json!({"status": "ok", "n": 1}))
     );
     for _ in 0..50 {
         black_box(hook(&runtime, small));
@@ -122,7 +123,7 @@ fn main() {
     let reps = if quick { 5 } else { 30 };
     let (s, nat) = interleaved(
         reps,
-        || assert_eq!(hook(&runtime, fib), HookResult::Ok(json!(196418))),
+        || assert_eq!(hook(&runtime, fib), Outcome::Value(json!(196418))),
         || {
             black_box(native(fib));
         },
@@ -175,7 +176,7 @@ fn main() {
     // `bash -c true`; both per call.
     let (s, nat) = interleaved(
         spawn_reps,
-        || assert_eq!(hook(&runtime, &runbash), HookResult::Ok(json!(null))),
+        || assert_eq!(hook(&runtime, &runbash), Outcome::Value(json!(null))),
         || {
             for _ in 0..calls {
                 let st = std::process::Command::new("bash")

@@ -1,36 +1,75 @@
 //! lunabox-sandbox: every hook runs Lua 5.4 in a fresh WebAssembly instance.
 //!
 //! One [`Runtime`] per process holds the wasmtime `Engine` and the guest
-//! component (compiled once, cached on disk). [`Runtime::run_hook`] makes a
-//! fresh `Store` and instance for each [`HookRequest`], applies its
-//! [`Limits`], and returns a [`HookOutcome`]: the value, a Lua error, or the
-//! limit that stopped it, with the hook's log, Run-call transcript and stats.
+//! component (compiled once, cached on disk), the instance slots, the
+//! tenants and the metrics. Each [`HookRequest`] gets a fresh `Store` and
+//! instance, runs under its [`Limits`] (and its tenant's [`Quota`]), and
+//! ends as a [`HookOutcome`]: one [`Outcome`] (a value, a Lua error, a failed
+//! Run call, a limit, a cancellation, a quota, a host error), the hook's log,
+//! its Run-call transcript and stats, with secrets masked.
+//!
+//! A request grants nothing it was not given (see [`HookRequest`]): no Run
+//! calls without an executor, no resources, no data directory.
+//!
+//! [`Runtime::run_hook_async`] is the API for embedders on tokio: hooks run
+//! on fibers and yield to the executor at every epoch tick, Run calls wait on
+//! the blocking pool, and dropping the future cancels the hook and kills its
+//! Run call. [`Runtime::run_hook`] is the same, blocking.
+//!
+//! ```
+//! use lunabox_sandbox::{HookRequest, Outcome, Quota, Runtime, RuntimeConfig};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let acme = runtime.tenant("acme", Quota { max_in_flight: 4, ..Quota::default() });
+//! let request = HookRequest::new("return 6 * 7", "answer.lua").with_tenant(&acme);
+//! let outcome = runtime.run_hook_async(request).await;
+//! assert_eq!(outcome.result, Outcome::Value(42.into()));
+//! assert_eq!(acme.metrics().hooks_run, 1);
+//! # Ok::<(), anyhow::Error>(())
+//! # }).unwrap();
+//! ```
+
+#![warn(missing_docs)]
 
 mod bindings;
 mod cache;
 pub mod hook;
 mod limits;
+pub mod metrics;
+pub mod outcome;
+mod request;
 mod scratch;
 mod scratch_quota;
 mod state;
+pub mod tenant;
 mod wasm;
 
-pub use limits::{LimitHit, LimitKind, Limits};
+pub use limits::{LimitKind, Limits};
+pub use lunabox_run::CancelToken;
+pub use lunabox_toolkit::validate::SyntaxError;
+pub use metrics::MetricsSnapshot;
+pub use outcome::{
+    HookOutcome, HostError, HostErrorKind, LimitStop, LogLine, Outcome, QuotaStop, RunFault,
+    ScriptError, ScriptErrorKind, Stats,
+};
+pub use request::{DenyRunCalls, HookRequest, ValueCheck};
+pub use tenant::{CpuShare, Quota, QuotaKind, Tenant};
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use lunabox_run::{Executor, TranscriptEntry};
+use limits::{CancelledHit, LimitHit};
 
 /// How the process-wide runtime is set up.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where the compiled component is cached. `None`: the user's cache dir.
     pub cache_dir: Option<PathBuf>,
-    /// Most hooks running at once (sizes the pooling allocator).
+    /// Most hooks running at once, over all tenants (sizes the pooling
+    /// allocator; further hooks wait for a slot, fairly across tenants).
     pub max_concurrent_hooks: u32,
     /// Most linear memory any hook may be given (pool slot size).
     pub max_memory: u64,
@@ -50,123 +89,18 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// One hook to run.
-#[derive(Clone)]
-pub struct HookRequest {
-    /// Lua source text.
-    pub script: String,
-    /// Name in error messages and tracebacks, e.g. `delphixdb/staged/resync.lua`.
-    pub chunk_name: String,
-    /// Engine globals (each key becomes a read-only global).
-    pub globals: serde_json::Map<String, serde_json::Value>,
-    /// The toolkit's resources: path -> text (the `resources` global).
-    pub resources: Arc<BTreeMap<String, String>>,
-    pub limits: Limits,
-    /// Who carries out the hook's Run calls.
-    pub executor: Arc<dyn Executor>,
-    /// The dSource's storage (`RunSync` target), if any.
-    pub data_directory: Option<PathBuf>,
-    /// Values never to print (password parameters): masked in logs and the
-    /// transcript.
-    pub secrets: Vec<String>,
-}
-
-/// How a hook ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HookResult {
-    /// It returned this value (JSON `null` for nothing).
-    Ok(serde_json::Value),
-    /// A Lua error, a syntax error, a failed Run call or a bad result.
-    Error(HookError),
-    /// A limit stopped it.
-    Limit(LimitKind),
-}
-
-/// Error kinds, as the guest reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorKind {
-    Syntax,
-    Runtime,
-    RunFailed,
-    BadResult,
-    Memory,
-    /// The guest trapped (a bug in the guest, not in the script).
-    Trap,
-    /// The host could not start the hook (no free instance slot, no
-    /// scratch directory, ...).
-    Host,
-}
-
-/// A hook that ended in an error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookError {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub traceback: Option<String>,
-    /// For [`ErrorKind::RunFailed`]: the failed call.
-    pub fault: Option<RunFault>,
-}
-
-/// The failed Run call that ended a hook.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RunFault {
-    pub function: String,
-    #[serde(rename = "exitCode")]
-    pub exit_code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// One line of a hook's log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LogLine {
-    pub level: String,
-    pub message: String,
-}
-
-/// Measurements of one hook run.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Stats {
-    #[serde(rename = "wallMs")]
-    pub wall: f64,
-    #[serde(rename = "fuelUsed", skip_serializing_if = "Option::is_none")]
-    pub fuel_used: Option<u64>,
-    #[serde(rename = "peakMemoryBytes")]
-    pub peak_memory: u64,
-    #[serde(rename = "runCalls")]
-    pub run_calls: u32,
-}
-
-/// Everything a hook run produced.
-#[derive(Debug, Clone)]
-pub struct HookOutcome {
-    pub result: HookResult,
-    pub log: Vec<LogLine>,
-    pub transcript: Vec<TranscriptEntry>,
-    pub stats: Stats,
-}
-
-pub use lunabox_toolkit::validate::SyntaxError;
-
 /// The guest component, built from `guest-lua/` (see `cargo xtask guest`).
 pub static GUEST_COMPONENT: &[u8] = include_bytes!("../../../guest-lua/lunabox-guest.wasm");
 
-/// The process-wide sandbox runtime. Cheap to share (`&Runtime` is `Sync`):
-/// every [`Runtime::run_hook`] gets its own store and instance.
+/// The process-wide sandbox runtime. Share it (`Arc<Runtime>`, or `&Runtime`:
+/// it is `Sync`); every hook gets its own store and instance.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use lunabox_run::executors::local::LocalExecutor;
-/// use lunabox_sandbox::{HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
+/// use lunabox_sandbox::{HookRequest, Outcome, Runtime, RuntimeConfig};
 ///
 /// let runtime = Runtime::new(RuntimeConfig::default())?;
-/// let outcome = runtime.run_hook(HookRequest::new(
-///     "return { answer = 6 * 7 }",
-///     "example.lua",
-///     Arc::new(LocalExecutor::default()),
-/// ));
-/// assert_eq!(outcome.result, HookResult::Ok(serde_json::json!({"answer": 42})));
+/// let outcome = runtime.run_hook(HookRequest::new("return { answer = 6 * 7 }", "example.lua"));
+/// assert_eq!(outcome.result, Outcome::Value(serde_json::json!({"answer": 42})));
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub struct Runtime {
@@ -175,43 +109,19 @@ pub struct Runtime {
     plain: wasm::Flavor,
     metered: OnceLock<Result<wasm::Flavor, String>>,
     scratch: scratch::ScratchPool,
+    admission: Arc<tenant::Admission>,
+    default_tenant: Tenant,
+    metrics: metrics::Metrics,
 }
 
-impl HookRequest {
-    /// A request with default limits, no globals and no resources.
-    pub fn new(
-        script: impl Into<String>,
-        chunk_name: impl Into<String>,
-        executor: Arc<dyn Executor>,
-    ) -> Self {
-        HookRequest {
-            script: script.into(),
-            chunk_name: chunk_name.into(),
-            globals: serde_json::Map::new(),
-            resources: Arc::default(),
-            limits: Limits::default(),
-            executor,
-            data_directory: None,
-            secrets: Vec::new(),
-        }
-    }
-}
+/// Cancels a hook's token when its run is dropped before it finished (the
+/// embedder dropped the future): its Run call's process group is killed.
+struct CancelOnDrop(Option<CancelToken>);
 
-impl HookOutcome {
-    fn host_error(message: String, started: Instant) -> HookOutcome {
-        HookOutcome {
-            result: HookResult::Error(HookError {
-                kind: ErrorKind::Host,
-                message,
-                traceback: None,
-                fault: None,
-            }),
-            log: Vec::new(),
-            transcript: Vec::new(),
-            stats: Stats {
-                wall: started.elapsed().as_secs_f64() * 1e3,
-                ..Stats::default()
-            },
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.cancel();
         }
     }
 }
@@ -226,13 +136,45 @@ impl Runtime {
                 "cannot make a directory for hooks' scratch space under the temp dir: {e}"
             )
         })?;
+        let admission = tenant::Admission::new(config.max_concurrent_hooks.max(1));
+        let default_tenant = admission.tenant("default", Quota::default());
         Ok(Runtime {
             config,
             cache_dir,
             plain,
             metered: OnceLock::new(),
             scratch,
+            admission,
+            default_tenant,
+            metrics: metrics::Metrics::default(),
         })
+    }
+
+    /// The tenant called `name`, registered now with `quota` if it is new,
+    /// else given `quota`. Hooks of a request without a tenant run on the
+    /// `default` tenant, which has no quotas.
+    ///
+    /// ```
+    /// use lunabox_sandbox::{Quota, Runtime, RuntimeConfig};
+    ///
+    /// let runtime = Runtime::new(RuntimeConfig::default())?;
+    /// let t = runtime.tenant("acme", Quota { max_in_flight: 2, ..Quota::default() });
+    /// assert_eq!(t.quota().max_in_flight, 2);
+    /// assert!(runtime.tenants().iter().any(|t| t.name() == "acme"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn tenant(&self, name: &str, quota: Quota) -> Tenant {
+        self.admission.tenant(name, quota)
+    }
+
+    /// Every registered tenant (the `default` one first).
+    pub fn tenants(&self) -> Vec<Tenant> {
+        self.admission.tenants()
+    }
+
+    /// Counters over every hook this runtime ran.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
     }
 
     /// The engine and the compiled guest component (for tests that look at
@@ -263,55 +205,160 @@ impl Runtime {
             .map_err(|e| e.clone())
     }
 
-    /// Run one hook in a fresh instance. Never panics on guest behaviour.
+    /// Run one hook in a fresh instance, blocking this thread until it ends.
+    /// Never panics on guest behaviour. Inside a tokio runtime, prefer
+    /// [`Runtime::run_hook_async`] (this one then needs a multi-threaded
+    /// runtime).
     pub fn run_hook(&self, request: HookRequest) -> HookOutcome {
-        let started = Instant::now();
-        let _span = tracing::info_span!("hook", chunk = %request.chunk_name).entered();
-        if let Err(m) = request.limits.check() {
-            return HookOutcome::host_error(m, started);
-        }
-        let options = options_for(&request.limits, false);
-        match self.run_inner(request, options, started) {
-            Ok(outcome) => outcome,
-            Err(message) => HookOutcome::host_error(message, started),
-        }
+        wasmtime_wasi::runtime::in_tokio(self.run(request, false, true))
+    }
+
+    /// Run one hook in a fresh instance. The future yields at every epoch
+    /// tick, so many hooks share the executor's threads; its Run calls wait
+    /// on tokio's blocking pool. Dropping the future cancels the hook (its
+    /// Run call's process group is killed). Never panics on guest behaviour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lunabox_sandbox::{CancelToken, HookRequest, Outcome, Runtime, RuntimeConfig};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let runtime = Runtime::new(RuntimeConfig::default())?;
+    /// let token = CancelToken::new();
+    /// let spin = HookRequest::new("while true do end", "spin.lua").with_cancel(token.clone());
+    /// let canceller = token.clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(50)).await;
+    ///     canceller.cancel();
+    /// });
+    /// assert_eq!(runtime.run_hook_async(spin).await.result, Outcome::Cancelled);
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn run_hook_async(&self, request: HookRequest) -> HookOutcome {
+        self.run(request, false, false).await
     }
 
     /// Compile `script` in the sandbox without running it.
     pub fn check_syntax(&self, script: &str, chunk_name: &str) -> Result<(), SyntaxError> {
-        let started = Instant::now();
-        let request = HookRequest::new(script, chunk_name, Arc::new(NoRunCalls));
-        let options = bindings::runner::HookOptions {
-            max_result_bytes: 1024,
-            random_seed: 0,
-            ..options_for(&Limits::default(), true)
-        };
-        let outcome = match self.run_inner(request, options, started) {
-            Ok(o) => o,
-            Err(message) => {
-                return Err(SyntaxError {
-                    line: None,
-                    message,
-                });
-            }
-        };
+        let request = HookRequest::new(script, chunk_name);
+        let outcome = wasmtime_wasi::runtime::in_tokio(self.run(request, true, true));
         match outcome.result {
-            HookResult::Ok(_) => Ok(()),
-            HookResult::Error(e) => Err(SyntaxError {
+            Outcome::Value(_) => Ok(()),
+            Outcome::Error(e) => Err(SyntaxError {
                 line: syntax_error_line(&e.message, chunk_name),
                 message: e.message,
             }),
-            HookResult::Limit(kind) => Err(SyntaxError {
+            Outcome::Limit(l) => Err(SyntaxError {
                 line: None,
-                message: format!("compiling {chunk_name} hit the {kind} limit"),
+                message: format!("compiling {chunk_name} hit the {} limit", l.kind),
+            }),
+            other => Err(SyntaxError {
+                line: None,
+                message: other.message().unwrap_or("cannot compile").to_string(),
             }),
         }
     }
 
-    fn run_inner(
+    async fn run(&self, request: HookRequest, compile_only: bool, inline: bool) -> HookOutcome {
+        let started = Instant::now();
+        let tenant = request
+            .tenant
+            .clone()
+            .unwrap_or_else(|| self.default_tenant.clone());
+        let span = tracing::info_span!(
+            "hook",
+            toolkit = %request.label.toolkit,
+            hook = %request.label.hook,
+            tenant = %tenant.name(),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let outcome = tracing::Instrument::instrument(
+            self.admit_and_run(request, &tenant, compile_only, inline, started),
+            span.clone(),
+        )
+        .await;
+        let took = started.elapsed();
+        span.record("outcome", outcome.result.word());
+        span.record("duration_ms", took.as_millis() as u64);
+        if !compile_only {
+            self.metrics.record(&outcome.result, took);
+            tenant.0.metrics.record(&outcome.result, took);
+        }
+        outcome
+    }
+
+    async fn admit_and_run(
         &self,
         request: HookRequest,
-        options: bindings::runner::HookOptions,
+        tenant: &Tenant,
+        compile_only: bool,
+        inline: bool,
+        started: Instant,
+    ) -> HookOutcome {
+        let ms = |s: Instant| s.elapsed().as_secs_f64() * 1e3;
+        if let Err(m) = request.limits.check() {
+            return HookOutcome::without_run(Outcome::host(m), ms(started));
+        }
+        let cancel = match &request.cancel {
+            Some(t) => t.child(),
+            None => CancelToken::new(),
+        };
+        let mut guard = CancelOnDrop(Some(cancel.clone()));
+        let permit = {
+            let admit = self.admission.admit(tenant, request.limits.memory);
+            tokio::pin!(admit);
+            loop {
+                tokio::select! {
+                    r = &mut admit => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {
+                        if cancel.is_cancelled() {
+                            return HookOutcome::without_run(Outcome::Cancelled, ms(started));
+                        }
+                    }
+                }
+            }
+        };
+        let permit = match permit {
+            Ok(p) => p,
+            Err(q) => return HookOutcome::without_run(Outcome::Quota(q), ms(started)),
+        };
+        let secrets = request.secrets.clone();
+        let outcome = match self
+            .run_admitted(
+                request,
+                tenant,
+                cancel.clone(),
+                compile_only,
+                inline,
+                started,
+            )
+            .await
+        {
+            Ok(o) => o,
+            Err(message) => HookOutcome::without_run(Outcome::host(message), ms(started)),
+        };
+        drop(permit);
+        // Finished: nothing left to cancel.
+        guard.0 = None;
+        let HookOutcome {
+            result,
+            log,
+            transcript,
+            stats,
+            ..
+        } = outcome;
+        HookOutcome::finish(result, log, transcript, stats, &secrets)
+    }
+
+    async fn run_admitted(
+        &self,
+        request: HookRequest,
+        tenant: &Tenant,
+        cancel: CancelToken,
+        compile_only: bool,
+        inline: bool,
         started: Instant,
     ) -> Result<HookOutcome, String> {
         let flavor = self.flavor(request.limits.fuel.is_some())?;
@@ -330,6 +377,7 @@ impl Runtime {
         let deadline = started
             .checked_add(limits.timeout)
             .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
+        let clock = RunClock::new(started);
         let state = state::HookState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -339,69 +387,103 @@ impl Runtime {
             executor: request.executor.clone(),
             resources: request.resources.clone(),
             data_directory: request.data_directory.clone(),
-            secrets: request.secrets.clone(),
             log: Vec::new(),
             log_bytes: 0,
             transcript: Vec::new(),
             transcript_bytes: 0,
             last_failed_call: None,
             scratch: scratch_quota::ScratchMeter::new(scratch.path(), limits.max_scratch_bytes),
+            cancel: cancel.clone(),
+            tenant: tenant.clone(),
+            inline_calls: inline,
+            throttled: Duration::ZERO,
+            resumed: clock.clone(),
         };
         let mut store = wasmtime::Store::new(&flavor.engine, state);
         store.limiter(|s| &mut s.memory);
         if let Some(fuel) = limits.fuel {
             store.set_fuel(fuel).map_err(|e| e.to_string())?;
+            // Metered hooks also yield by fuel, so a tight loop between
+            // epoch checks cannot hold the thread.
+            store
+                .fuel_async_yield_interval(Some(1 << 24))
+                .map_err(|e| e.to_string())?;
         }
-        let tick = wasm::EPOCH_TICK.as_nanos().max(1);
-        // wasmtime adds the ticks to the engine's current epoch: keep the
-        // sum far from overflowing (2^62 ticks of 2 ms is no deadline at all).
-        let ticks = (limits.timeout.as_nanos() / tick).clamp(1, 1 << 62) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_callback(move |_ctx| {
-            if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
-            } else {
-                Ok(wasmtime::UpdateDeadline::Continue(1))
+        store.set_epoch_deadline(1);
+        let throttle_metrics = tenant.clone();
+        store.epoch_deadline_callback(move |mut ctx| {
+            let now = Instant::now();
+            let state = ctx.data_mut();
+            if state.cancel.is_cancelled() {
+                return Err(wasmtime::Error::new(CancelledHit));
+            }
+            if now >= deadline {
+                return Err(wasmtime::Error::new(LimitHit(LimitKind::Time)));
+            }
+            let ran = state.resumed.ran_until(now);
+            match throttle_metrics.charge_cpu(ran) {
+                None => {
+                    let clock = state.resumed.clone();
+                    Ok(wasmtime::UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(async move {
+                            tokio::task::yield_now().await;
+                            clock.resume();
+                        }),
+                    ))
+                }
+                Some(next_window) => {
+                    // Over the tenant's CPU share: pause until its next
+                    // window (in short naps, so a cancel or the deadline is
+                    // seen promptly).
+                    let until = next_window
+                        .min(deadline)
+                        .min(now + Duration::from_millis(20));
+                    state.throttled += until.saturating_duration_since(now);
+                    let clock = state.resumed.clone();
+                    Ok(wasmtime::UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(async move {
+                            tokio::time::sleep_until(until.into()).await;
+                            clock.resume();
+                        }),
+                    ))
+                }
             }
         });
 
         let globals = serde_json::Value::Object(request.globals).to_string();
-        let call = flavor.pre.instantiate(&mut store).and_then(|hook| {
-            hook.lunabox_hook_runner().call_run_hook(
-                &mut store,
-                &request.script,
-                &request.chunk_name,
-                &globals,
-                options,
-            )
-        });
+        let options = options_for(&limits, compile_only);
+        let call = async {
+            let hook = flavor.pre.instantiate_async(&mut store).await?;
+            hook.lunabox_hook_runner()
+                .call_run_hook(
+                    &mut store,
+                    &request.script,
+                    &request.chunk_name,
+                    &globals,
+                    options,
+                )
+                .await
+        }
+        .await;
         let fuel_used = limits
             .fuel
             .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let chunk = &request.chunk_name;
         let result = match call {
-            Ok(Ok(json)) => match lunabox_toolkit::json::parse(&json) {
-                Ok(v) => HookResult::Ok(v),
-                Err(e @ lunabox_toolkit::json::JsonError::TooDeep) => {
-                    HookResult::Error(HookError {
-                        kind: ErrorKind::BadResult,
-                        message: format!(
-                            "the hook's result cannot be returned: {e}; return a flatter value"
-                        ),
-                        traceback: None,
-                        fault: None,
-                    })
-                }
-                Err(e) => HookResult::Error(HookError {
-                    kind: ErrorKind::BadResult,
-                    message: format!(
-                        "the hook's result is not valid JSON ({e}); this is a lunabox bug"
-                    ),
-                    traceback: None,
-                    fault: None,
-                }),
-            },
-            Ok(Err(err)) => hook_error(err, store.data().last_failed_call.clone()),
-            Err(trap) => trap_result(&trap),
+            Ok(Ok(json)) => outcome::from_value_text(
+                &json,
+                request.check.as_ref(),
+                lunabox_toolkit::schema::Budget {
+                    steps: limits.max_schema_steps,
+                    deadline: Some(deadline),
+                },
+            ),
+            Ok(Err(err)) => {
+                outcome::from_guest(err, store.data().last_failed_call.clone(), chunk, &limits)
+            }
+            Err(trap) => outcome::from_trap(&trap, chunk, &limits),
         };
         // The WASI context and the hook's open descriptors close here, before
         // the scratch directory goes back to the pool.
@@ -409,20 +491,58 @@ impl Runtime {
             memory,
             log,
             transcript,
+            throttled,
             ..
         } = store.into_data();
         drop(scratch);
-        Ok(HookOutcome {
+        if !throttled.is_zero() {
+            self.metrics.throttled(throttled);
+            tenant.0.metrics.throttled(throttled);
+        }
+        let run_calls = transcript.len() as u32;
+        Ok(HookOutcome::finish(
             result,
-            stats: Stats {
+            log,
+            transcript,
+            Stats {
                 wall: started.elapsed().as_secs_f64() * 1e3,
                 fuel_used,
                 peak_memory: memory.peak,
-                run_calls: transcript.len() as u32,
+                run_calls,
             },
-            log,
-            transcript,
-        })
+            &[],
+        ))
+    }
+}
+
+/// When the hook last resumed running (after a yield, a pause or a Run
+/// call), so the time charged to its tenant is time it ran.
+#[derive(Clone)]
+pub(crate) struct RunClock {
+    origin: Instant,
+    resumed_ns: Arc<AtomicU64>,
+}
+
+impl RunClock {
+    fn new(origin: Instant) -> RunClock {
+        RunClock {
+            origin,
+            resumed_ns: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// It runs again from now.
+    pub(crate) fn resume(&self) {
+        let ns = self.origin.elapsed().as_nanos() as u64;
+        self.resumed_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// How long it has run since it last resumed, up to `now`; it is then
+    /// counted as resumed at `now`.
+    fn ran_until(&self, now: Instant) -> Duration {
+        let now_ns = now.saturating_duration_since(self.origin).as_nanos() as u64;
+        let was = self.resumed_ns.swap(now_ns, Ordering::Relaxed);
+        Duration::from_nanos(now_ns.saturating_sub(was))
     }
 }
 
@@ -431,87 +551,22 @@ impl Runtime {
 fn options_for(limits: &Limits, compile_only: bool) -> bindings::runner::HookOptions {
     bindings::runner::HookOptions {
         compile_only,
-        max_result_bytes: limits.max_result_bytes,
+        max_result_bytes: if compile_only {
+            1024
+        } else {
+            limits.max_result_bytes
+        },
         max_depth: lunabox_toolkit::json::MAX_DEPTH as u32,
         max_call_bytes: limits.max_call_bytes,
         max_message_bytes: limits.max_message_bytes,
-        random_seed: rand::random(),
+        random_seed: if compile_only { 0 } else { rand::random() },
     }
-}
-
-fn hook_error(err: bindings::runner::HookError, last_failed: Option<RunFault>) -> HookResult {
-    use bindings::runner::ErrorKind as K;
-    let kind = match err.kind {
-        K::Syntax => ErrorKind::Syntax,
-        K::Runtime => ErrorKind::Runtime,
-        K::RunFailed => ErrorKind::RunFailed,
-        K::BadResult => ErrorKind::BadResult,
-        K::ResultTooLarge => return HookResult::Limit(LimitKind::Output),
-        K::Memory => return HookResult::Limit(LimitKind::Memory),
-    };
-    let fault = err.exit.map(|x| RunFault {
-        function: last_failed
-            .map(|f| f.function)
-            .unwrap_or_else(|| "Run".to_string()),
-        exit_code: x.exit_code,
-        stdout: x.stdout,
-        stderr: x.stderr,
-    });
-    HookResult::Error(HookError {
-        kind,
-        message: err.message,
-        traceback: err.traceback,
-        fault,
-    })
-}
-
-fn trap_result(err: &wasmtime::Error) -> HookResult {
-    if let Some(LimitHit(kind)) = err.downcast_ref::<LimitHit>() {
-        return HookResult::Limit(*kind);
-    }
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        match trap {
-            wasmtime::Trap::OutOfFuel => return HookResult::Limit(LimitKind::Fuel),
-            wasmtime::Trap::Interrupt => return HookResult::Limit(LimitKind::Time),
-            _ => {}
-        }
-    }
-    // The wasm backtrace means nothing to a toolkit author: say what
-    // stopped the hook (the root cause), and that it is lunabox's to fix.
-    let cause = match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => err.root_cause().to_string(),
-    };
-    HookResult::Error(HookError {
-        kind: ErrorKind::Trap,
-        message: format!(
-            "the sandbox stopped the hook: {cause}; this is a fault of lunabox's guest, not of the \
-             script: please report it with the script that caused it"
-        ),
-        traceback: None,
-        fault: None,
-    })
 }
 
 /// `chunk:LINE: message` -> LINE.
 fn syntax_error_line(message: &str, chunk_name: &str) -> Option<u32> {
     let rest = message.strip_prefix(chunk_name)?.strip_prefix(':')?;
     rest.split(':').next()?.parse().ok()
-}
-
-/// The executor for syntax checks: a compile never makes Run calls.
-struct NoRunCalls;
-
-impl Executor for NoRunCalls {
-    fn execute(
-        &self,
-        _call: &lunabox_run::RunCall,
-        _ctx: &lunabox_run::RunContext,
-    ) -> Result<lunabox_run::RawResult, lunabox_run::ExecError> {
-        Err(lunabox_run::ExecError::Unavailable(
-            "no Run calls while checking syntax".into(),
-        ))
-    }
 }
 
 impl lunabox_toolkit::validate::SyntaxCheck for Runtime {

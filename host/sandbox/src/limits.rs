@@ -146,6 +146,17 @@ impl std::fmt::Display for LimitKind {
 #[error("hook stopped: {0} limit reached")]
 pub struct LimitHit(pub LimitKind);
 
+/// The error that stops a cancelled hook (recognised on the way out as
+/// [`Outcome::Cancelled`](crate::Outcome::Cancelled)).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("hook stopped: cancelled")]
+pub struct CancelledHit;
+
+/// The error that stops a hook its tenant's quota refused mid-run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("hook stopped: {}", .0.message)]
+pub struct QuotaHit(pub crate::outcome::QuotaStop);
+
 /// Caps the total linear memory of one instance and records its peak.
 #[derive(Debug)]
 pub struct MemoryCap {

@@ -26,9 +26,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
-use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
-use wasmtime_wasi::p2::bindings::sync::filesystem::types as sync_types;
-use wasmtime_wasi::p2::bindings::sync::filesystem::types::HostDescriptor;
+use wasmtime_wasi::p2::bindings::filesystem::types::{self as fs_types, ErrorCode, HostDescriptor};
 use wasmtime_wasi::p2::{DynOutputStream, FsResult, OutputStream, Pollable, StreamError};
 
 use super::limits::{LimitHit, LimitKind};
@@ -221,29 +219,32 @@ fn meter_stream(
 pub fn add_to_linker(linker: &mut Linker<HookState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut types = linker.instance(INTERFACE)?;
-    types.func_wrap(
+    types.func_wrap_async(
         METERED[0],
         |mut store: StoreContextMut<'_, HookState>,
          (fd, path_flags, path, open_flags, flags): (
             Resource<Descriptor>,
-            sync_types::PathFlags,
+            fs_types::PathFlags,
             String,
-            sync_types::OpenFlags,
-            sync_types::DescriptorFlags,
+            fs_types::OpenFlags,
+            fs_types::DescriptorFlags,
         )| {
-            let state = store.data_mut();
-            if open_flags.contains(sync_types::OpenFlags::CREATE) {
-                state.scratch.charge(ENTRY_BYTES)?;
-            }
-            let opened = HostDescriptor::open_at(
-                &mut state.filesystem(),
-                fd,
-                path_flags,
-                path,
-                open_flags,
-                flags,
-            );
-            Ok((to_guest(opened)?,))
+            Box::new(async move {
+                let state = store.data_mut();
+                if open_flags.contains(fs_types::OpenFlags::CREATE) {
+                    state.scratch.charge(ENTRY_BYTES)?;
+                }
+                let opened = HostDescriptor::open_at(
+                    &mut state.filesystem(),
+                    fd,
+                    path_flags,
+                    path,
+                    open_flags,
+                    flags,
+                )
+                .await;
+                Ok((to_guest(opened)?,))
+            })
         },
     )?;
     types.func_wrap(

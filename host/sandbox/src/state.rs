@@ -1,11 +1,11 @@
 //! The per-hook store data: WASI context (scratch directory only), the
 //! memory limiter, and the host side of the WIT imports (Run calls,
-//! resources, log, schema checks), with their limits.
+//! resources, log), with their limits.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,11 +13,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::host::{
     self, ExitFailure, LogLevel, RunFailure as WitRunFailure, RunFunction as WitRunFunction,
 };
-use super::limits::{LimitHit, LimitKind, Limits, MemoryCap};
-use super::{LogLine, RunFault};
-use lunabox_run::{
-    self, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry, mask_secrets as mask,
-};
+use super::limits::{CancelledHit, LimitHit, LimitKind, Limits, MemoryCap, QuotaHit};
+use super::outcome::{LogLine, RunFault};
+use crate::tenant::Tenant;
+use lunabox_run::{CancelToken, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry};
 
 /// Everything one hook's store holds.
 pub struct HookState {
@@ -29,7 +28,6 @@ pub struct HookState {
     pub executor: Arc<dyn Executor>,
     pub resources: Arc<BTreeMap<String, String>>,
     pub data_directory: Option<PathBuf>,
-    pub secrets: Vec<String>,
     pub log: Vec<LogLine>,
     pub log_bytes: u64,
     pub transcript: Vec<TranscriptEntry>,
@@ -39,6 +37,17 @@ pub struct HookState {
     pub last_failed_call: Option<RunFault>,
     /// Space accounting of the hook's scratch directory.
     pub scratch: Arc<super::scratch_quota::ScratchMeter>,
+    /// Stops the hook and its Run calls.
+    pub cancel: CancelToken,
+    /// Whose quotas it runs on.
+    pub tenant: Tenant,
+    /// Run calls are carried out on this thread (the blocking API: nothing
+    /// else runs here) instead of on the blocking pool.
+    pub inline_calls: bool,
+    /// Time spent paused for the tenant's CPU share.
+    pub throttled: Duration,
+    /// When the hook last resumed running (CPU share accounting).
+    pub resumed: crate::RunClock,
 }
 
 impl WasiView for HookState {
@@ -61,7 +70,7 @@ fn function_of(f: WitRunFunction) -> RunFunction {
 }
 
 impl host::Host for HookState {
-    fn run(
+    async fn run(
         &mut self,
         function: WitRunFunction,
         call_json: String,
@@ -70,9 +79,15 @@ impl host::Host for HookState {
         if self.transcript.len() as u64 >= u64::from(self.limits.max_run_calls) {
             return Err(wasmtime::Error::new(LimitHit(LimitKind::Calls)));
         }
+        if self.cancel.is_cancelled() {
+            return Err(wasmtime::Error::new(CancelledHit));
+        }
         if Instant::now() >= self.deadline {
             return Err(wasmtime::Error::new(LimitHit(LimitKind::Time)));
         }
+        self.tenant
+            .take_run_call()
+            .map_err(|q| wasmtime::Error::new(QuotaHit(q)))?;
         let ctx = RunContext {
             deadline: Some(self.deadline),
             data_directory: self.data_directory.clone(),
@@ -80,15 +95,36 @@ impl host::Host for HookState {
             output_limit: self.limits.max_output_file_bytes,
             resources: self.resources.clone(),
             schema_steps: self.limits.max_schema_steps,
+            cancel: Some(self.cancel.clone()),
         };
-        let _span = tracing::info_span!("run_call", function = function.name()).entered();
-        let (result, mut entry) = lunabox_run::perform(
-            function,
-            &call_json,
-            self.executor.as_ref(),
-            &ctx,
-            &self.secrets,
+        let span = tracing::info_span!(
+            "run_call",
+            function = function.name(),
+            exit_code = tracing::field::Empty,
+            duration_ms = tracing::field::Empty
         );
+        let started = Instant::now();
+        let (result, mut entry) = if self.inline_calls {
+            let _g = span.enter();
+            lunabox_run::perform(function, &call_json, self.executor.as_ref(), &ctx)
+        } else {
+            // The call waits for its command: on the blocking pool, so the
+            // executor thread runs other hooks meanwhile.
+            let executor = self.executor.clone();
+            let s = span.clone();
+            tokio::task::spawn_blocking(move || {
+                let _g = s.enter();
+                lunabox_run::perform(function, &call_json, executor.as_ref(), &ctx)
+            })
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("a Run call's thread failed: {e}")))?
+        };
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        // Waiting for the command is not running time of the hook.
+        self.resumed.resume();
+        if let Some(code) = entry.exit_code {
+            span.record("exit_code", code);
+        }
         self.keep_in_transcript(&mut entry);
         self.transcript.push(entry);
         match result {
@@ -97,46 +133,43 @@ impl host::Host for HookState {
             Err(RunFailure::Deadline { .. }) => {
                 Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
             }
-            Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(mask(&m, &self.secrets)))),
-            Err(RunFailure::BadOutput(m)) => {
-                Ok(Err(WitRunFailure::BadOutput(mask(&m, &self.secrets))))
-            }
-            Err(RunFailure::Unavailable(m)) => {
-                Ok(Err(WitRunFailure::Unavailable(mask(&m, &self.secrets))))
-            }
+            Err(RunFailure::Cancelled { .. }) => Err(wasmtime::Error::new(CancelledHit)),
+            Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(m))),
+            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(m))),
+            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(m))),
             Err(RunFailure::Exit {
                 exit_code,
                 stdout,
                 stderr,
                 message,
             }) => {
-                let stdout = mask(&stdout, &self.secrets);
-                let stderr = mask(&stderr, &self.secrets);
                 self.last_failed_call = Some(RunFault {
                     function: function.name().to_string(),
                     exit_code,
                     stdout: stdout.clone(),
                     stderr: stderr.clone(),
+                    message: message.clone(),
+                    traceback: None,
                 });
                 Ok(Err(WitRunFailure::Exit(ExitFailure {
                     exit_code,
                     stdout,
                     stderr,
-                    message: mask(&message, &self.secrets),
+                    message,
                 })))
             }
         }
     }
 
-    fn read_resource(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+    async fn read_resource(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         Ok(self.resources.get(&name).cloned())
     }
 
-    fn list_resources(&mut self) -> wasmtime::Result<Vec<String>> {
+    async fn list_resources(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.resources.keys().cloned().collect())
     }
 
-    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+    async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         self.log_bytes += message.len() as u64;
         if self.log_bytes > self.limits.max_log_bytes {
             return Err(wasmtime::Error::new(LimitHit(LimitKind::Output)));
@@ -147,8 +180,6 @@ impl host::Host for HookState {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        let message = mask(&message, &self.secrets);
-        tracing::debug!(level, "hook log: {message}");
         self.log.push(LogLine {
             level: level.to_string(),
             message,

@@ -42,6 +42,9 @@ fn engine_config(config: &RuntimeConfig, metered: bool) -> Config {
         .epoch_interruption(true)
         .consume_fuel(metered)
         .max_wasm_stack(2 << 20)
+        // Hooks run on fibers (the async API): each fiber's stack must hold
+        // the wasm stack and the host functions called from it.
+        .async_stack_size(4 << 20)
         // Memories are reserved at their 4 GiB maximum and never move, so
         // compiled code may keep the memory base in a register.
         .memory_may_move(false)
@@ -58,6 +61,8 @@ fn engine_config(config: &RuntimeConfig, metered: bool) -> Config {
             .max_tables_per_component(4)
             .total_gc_heaps(n)
             .max_memory_size(config.max_memory as usize)
+            .total_stacks(n)
+            .async_stack_keep_resident(64 << 10)
             .max_unused_warm_slots(n.min(16));
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             // Reset a used memory by copying back only the pages the hook
@@ -85,7 +90,8 @@ impl Flavor {
             .map_err(|e| anyhow::anyhow!("cannot set up wasmtime: {e:#}"))?;
         let component = super::cache::load_or_compile(&engine, wasm, cache_dir)?;
         let mut linker: Linker<HookState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         super::scratch_quota::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Hook::add_to_linker::<HookState, wasmtime::component::HasSelf<HookState>>(
             &mut linker,

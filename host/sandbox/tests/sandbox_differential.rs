@@ -51,10 +51,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use lunabox_run::executors::local::LocalExecutor;
-use lunabox_sandbox::{ErrorKind, HookRequest, HookResult, Limits};
+use lunabox_sandbox::{HookRequest, Limits, Outcome as Sandboxed, ScriptErrorKind};
 use mlua::{ChunkMode, Lua, Value};
 use serde_json::{Map, Number, Value as Json};
 
@@ -283,26 +281,25 @@ fn load_corpus() -> Vec<Chunk> {
 // ---------------------------------------------------------------------------
 
 fn run_sandbox(script: &str) -> Outcome {
-    let mut req = HookRequest::new(script, CHUNK_NAME, Arc::new(LocalExecutor::new()));
-    req.limits = Limits {
+    let req = HookRequest::new(script, CHUNK_NAME).with_limits(Limits {
         memory: MEMORY,
         ..sandbox_common::limits()
-    };
+    });
     match sandbox_common::runtime().run_hook(req).result {
-        HookResult::Ok(v) => Outcome::Value(v),
-        HookResult::Error(e) => match e.kind {
-            ErrorKind::Syntax => Outcome::Error {
+        Sandboxed::Value(v) => Outcome::Value(v),
+        Sandboxed::Error(e) => match e.kind {
+            ScriptErrorKind::Syntax => Outcome::Error {
                 kind: "syntax",
                 message: e.message,
             },
-            ErrorKind::Runtime => Outcome::Error {
+            ScriptErrorKind::Runtime => Outcome::Error {
                 kind: "runtime",
                 message: e.message,
             },
-            ErrorKind::BadResult => Outcome::BadResult(e.message),
-            kind => Outcome::Other(format!("{kind:?} error: {}", e.message)),
+            ScriptErrorKind::BadResult => Outcome::BadResult(e.message),
         },
-        HookResult::Limit(kind) => Outcome::Other(format!("hit the {kind} limit")),
+        Sandboxed::Limit(l) => Outcome::Other(format!("hit the {} limit", l.kind)),
+        other => Outcome::Other(format!("{other:?}")),
     }
 }
 

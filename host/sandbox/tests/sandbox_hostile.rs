@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lunabox_run::executors::local::LocalExecutor;
-use lunabox_sandbox::{HookRequest, HookResult, LimitKind, Limits};
+use lunabox_sandbox::{HookRequest, LimitKind, Limits, Outcome};
 use sandbox_common::*;
 use serde_json::json;
 
@@ -23,7 +23,7 @@ fn short() -> Limits {
 fn expect_limit(script: &str, limits: Limits, kind: LimitKind) {
     let started = Instant::now();
     let out = run_with(script, limits.clone());
-    assert_eq!(out.result, HookResult::Limit(kind), "script: {script}");
+    assert_eq!(out.result.limit(), Some(kind), "script: {script}");
     if kind == LimitKind::Time {
         let took = started.elapsed();
         assert!(
@@ -92,7 +92,7 @@ fn fuel_stops_loops_deterministically() {
         "local s = 0 for i = 1, 10000 do s = s + i end return s",
         limits,
     );
-    assert_eq!(a.result, HookResult::Ok(json!(50005000)));
+    assert_eq!(a.result, Outcome::Value(json!(50005000)));
     assert_eq!(a.stats.fuel_used, b.stats.fuel_used);
     assert!(a.stats.fuel_used.unwrap() > 10_000);
 }
@@ -132,7 +132,7 @@ fn memory_bombs_hit_the_memory_cap() {
         "local t = {} for i = 1, 1000 do t[i] = i end return #t",
         limits,
     );
-    assert_eq!(out.result, HookResult::Ok(json!(1000)));
+    assert_eq!(out.result, Outcome::Value(json!(1000)));
     assert!(out.stats.peak_memory > 0 && out.stats.peak_memory <= 32 << 20);
 }
 
@@ -181,17 +181,13 @@ fn deep_recursion_is_contained() {
     // limit or by the memory cap, whichever comes first; never the host.
     let out = run("local function f() return {f()} end f()");
     match out.result {
-        HookResult::Limit(LimitKind::Memory) => {}
-        HookResult::Error(e) => assert!(e.message.contains("stack overflow"), "{}", e.message),
+        Outcome::Limit(l) if l.kind == LimitKind::Memory => {}
+        Outcome::Error(e) => assert!(e.message.contains("stack overflow"), "{}", e.message),
         other => panic!("{other:?}"),
     }
     // Deeply nested tables in the result are refused, not a host crash.
     let out = run("local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end return t");
-    assert!(
-        matches!(out.result, HookResult::Error(_)),
-        "{:?}",
-        out.result
-    );
+    assert!(matches!(out.result, Outcome::Error(_)), "{:?}", out.result);
     assert_eq!(ok("return 3"), json!(3));
 }
 
@@ -254,7 +250,7 @@ fn filling_the_scratch_directory_hits_the_scratch_cap() {
          local f = io.open('/state') local n = #f:read('a') f:close() return n",
         small(),
     );
-    assert_eq!(out.result, HookResult::Ok(json!(1 << 16)));
+    assert_eq!(out.result, Outcome::Value(json!(1 << 16)));
 }
 
 #[test]
@@ -349,7 +345,7 @@ fn run_call_limits() {
             ..limits()
         },
     );
-    assert_eq!(out.result, HookResult::Limit(LimitKind::Time));
+    assert_eq!(out.result.limit(), Some(LimitKind::Time));
     assert!(started.elapsed() < Duration::from_secs(5));
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -395,7 +391,7 @@ fn a_huge_timeout_is_no_crash() {
             ..limits()
         },
     );
-    assert_eq!(out.result, HookResult::Ok(json!(7)));
+    assert_eq!(out.result, Outcome::Value(json!(7)));
 }
 
 #[test]
@@ -424,10 +420,11 @@ fn no_state_leaks_between_concurrent_hooks() {
                          local f = assert(io.open('/mark', 'w')) f:write('{mark}') f:close() \
                          return {{seen[1], seen[2], mine, io.open('/mark'):read('a')}}"
                     );
-                    let mut req = HookRequest::new(script, "t.lua", Arc::new(LocalExecutor::new()));
-                    req.limits = limits();
+                    let mut req = HookRequest::new(script, "t.lua")
+                        .with_executor(Arc::new(LocalExecutor::new()));
+                    req = req.with_limits(limits());
                     let out = runtime().run_hook(req);
-                    assert_eq!(out.result, HookResult::Ok(json!([true, true, mark, mark])));
+                    assert_eq!(out.result, Outcome::Value(json!([true, true, mark, mark])));
                 }
             })
         })

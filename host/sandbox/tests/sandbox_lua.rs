@@ -5,7 +5,7 @@
 #[path = "common/mod.rs"]
 mod sandbox_common;
 
-use lunabox_sandbox::{ErrorKind, HookResult, Limits};
+use lunabox_sandbox::{Limits, Outcome, ScriptErrorKind};
 use sandbox_common::*;
 use serde_json::json;
 
@@ -47,8 +47,8 @@ fn unconvertible_results_are_clear_errors() {
         ("return {[true] = 1}", "key"),
     ] {
         match run(script).result {
-            HookResult::Error(e) => {
-                assert_eq!(e.kind, ErrorKind::BadResult, "{script}");
+            Outcome::Error(e) => {
+                assert_eq!(e.kind, ScriptErrorKind::BadResult, "{script}");
                 assert!(
                     e.message.to_lowercase().contains(&needle.to_lowercase()),
                     "{script}: {}",
@@ -68,11 +68,11 @@ fn globals_arrive_and_are_read_only() {
     );
     assert_eq!(
         out.result,
-        HookResult::Ok(json!([1235, "integer", "float", "db1", "db1", 3]))
+        Outcome::Value(json!([1235, "integer", "float", "db1", "db1", 3]))
     );
     let out = run_globals("parameters = {}", json!({"parameters": {}}));
     match out.result {
-        HookResult::Error(e) => assert!(e.message.contains("read-only"), "{}", e.message),
+        Outcome::Error(e) => assert!(e.message.contains("read-only"), "{}", e.message),
         other => panic!("{other:?}"),
     }
     // The tables themselves stay mutable (upgrade hooks edit parameters).
@@ -80,7 +80,7 @@ fn globals_arrive_and_are_read_only() {
         "parameters.x = 2 return parameters",
         json!({"parameters": {"y": 1}}),
     );
-    assert_eq!(out.result, HookResult::Ok(json!({"y": 1, "x": 2})));
+    assert_eq!(out.result, Outcome::Value(json!({"y": 1, "x": 2})));
     // Plain globals of the script's own are fine.
     assert_eq!(ok("envMap = {A = 1} return envMap.A"), json!(1));
 }
@@ -110,8 +110,8 @@ fn pcall_error_with_tables_and_xpcall_traceback() {
 fn uncaught_errors_carry_a_traceback_and_line() {
     let out = run("local x = 1\nlocal function boom() error('kaput') end\nboom()");
     match out.result {
-        HookResult::Error(e) => {
-            assert_eq!(e.kind, ErrorKind::Runtime);
+        Outcome::Error(e) => {
+            assert_eq!(e.kind, ScriptErrorKind::Runtime);
             assert!(e.message.contains("test.lua:2: kaput"), "{}", e.message);
             assert!(e.traceback.unwrap_or_default().contains("boom"));
         }
@@ -202,7 +202,7 @@ fn stack_overflow_is_a_lua_error() {
         ..limits()
     };
     let value = |script: &str| match run_with(script, roomy.clone()).result {
-        HookResult::Ok(v) => v,
+        Outcome::Value(v) => v,
         other => panic!("{script}: {other:?}"),
     };
     match run_with(
@@ -211,7 +211,7 @@ fn stack_overflow_is_a_lua_error() {
     )
     .result
     {
-        HookResult::Error(e) => assert!(e.message.contains("stack overflow"), "{}", e.message),
+        Outcome::Error(e) => assert!(e.message.contains("stack overflow"), "{}", e.message),
         other => panic!("{other:?}"),
     }
     let v = value(
@@ -230,8 +230,8 @@ fn stack_overflow_is_a_lua_error() {
 fn syntax_errors_name_the_line() {
     let out = run("local x = 1\nlocal y = = 2\n");
     match out.result {
-        HookResult::Error(e) => {
-            assert_eq!(e.kind, ErrorKind::Syntax);
+        Outcome::Error(e) => {
+            assert_eq!(e.kind, ScriptErrorKind::Syntax);
             assert!(e.message.starts_with("test.lua:2:"), "{}", e.message);
         }
         other => panic!("{other:?}"),
@@ -253,7 +253,7 @@ fn a_leading_hash_line_is_skipped_and_lines_stay_right() {
 #[test]
 fn print_goes_to_the_log() {
     let out = run("print('hello', 42, nil, true) print('second')");
-    assert_eq!(out.result, HookResult::Ok(json!(null)));
+    assert_eq!(out.result, Outcome::Value(json!(null)));
     let lines: Vec<_> = out.log.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(lines, ["hello\t42\tnil\ttrue", "second"]);
 }
@@ -270,12 +270,8 @@ fn error_objects_that_are_tables_get_a_message() {
 fn secrets_are_masked_whole_in_the_log() {
     // Regression: the sandbox masked secrets in the given order, so a secret
     // that contains another ("s3cret" in "s3cret-long") left a tail showing.
-    let mut req = lunabox_sandbox::HookRequest::new(
-        "print('pw=s3cret-long and s3cret')",
-        "test.lua",
-        std::sync::Arc::new(lunabox_run::executors::local::LocalExecutor::new()),
-    );
-    req.secrets = vec!["s3cret".into(), "s3cret-long".into()];
+    let req = lunabox_sandbox::HookRequest::new("print('pw=s3cret-long and s3cret')", "test.lua")
+        .with_secrets(vec!["s3cret".into(), "s3cret-long".into()]);
     let out = runtime().run_hook(req);
     assert_eq!(out.log[0].message, "pw=******** and ********");
 }

@@ -215,7 +215,7 @@ pub fn from_built_json(value: Value, path: PathBuf) -> Result<Loaded, LoadError>
             for (name, text) in res {
                 match text {
                     Value::String(t) => {
-                        toolkit.resources.insert(name, t);
+                        std::sync::Arc::make_mut(&mut toolkit.resources).insert(name, t);
                     }
                     _ => notes.push(Diagnostic::error(
                         "resource-not-text",
@@ -488,7 +488,7 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, LoadError> {
             &files,
             Path::new("resources"),
             "",
-            &mut toolkit.resources,
+            std::sync::Arc::make_mut(&mut toolkit.resources),
             &mut notes,
         );
     }

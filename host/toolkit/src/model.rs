@@ -254,8 +254,9 @@ pub struct Toolkit {
     pub manifest: Map<String, Value>,
     /// Hook scripts (Lua source text, exactly as written).
     pub scripts: BTreeMap<HookId, String>,
-    /// Resource path (relative to `resources/`, `/`-separated) -> text.
-    pub resources: BTreeMap<String, String>,
+    /// Resource path (relative to `resources/`, `/`-separated) -> text;
+    /// shared, so each hook run gets it without a copy.
+    pub resources: std::sync::Arc<BTreeMap<String, String>>,
     /// Locale -> message id -> text.
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
 }

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use super::account::{self, Account, RunAs};
 use super::contain::{self, CallCgroup};
 use super::sync;
-use crate::{ExecError, Executor, RawResult, RunCall, RunContext, RunFunction};
+use crate::{CancelToken, ExecError, Executor, RawResult, RunCall, RunContext, RunFunction};
 
 /// The `PATH` commands get unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -798,6 +798,7 @@ fn watch_with(
     // Without inotify, the output file is looked at this often.
     let look_every = Duration::from_millis(20);
     let mut too_big: Option<u64> = None;
+    let mut cancelled = false;
     let mut streams = [
         Capture::new(child.stdout.take()),
         Capture::new(child.stderr.take()),
@@ -836,6 +837,11 @@ fn watch_with(
                 "the output file grew past its limit: killing the command"
             );
             too_big = Some(limit);
+            deadline = Some(Instant::now());
+        }
+        if !cancelled && !killed && ctx.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            tracing::debug!(pgid, "cancelled: killing the process group");
+            cancelled = true;
             deadline = Some(Instant::now());
         }
         let mut remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -884,6 +890,15 @@ fn watch_with(
                     -1
                 } else {
                     notify.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if killed {
+                    -1
+                } else {
+                    ctx.cancel.as_ref().and_then(CancelToken::fd).unwrap_or(-1)
                 },
                 events: libc::POLLIN,
                 revents: 0,
@@ -958,6 +973,12 @@ fn watch_with(
             let _ = child.wait();
         } else {
             reap_later(child);
+        }
+        if cancelled {
+            return Err(ExecError::Cancelled {
+                stdout: out.text().0,
+                stderr: err.text().0,
+            });
         }
         if let Some(limit) = too_big {
             return Err(ExecError::OutputTooLarge {

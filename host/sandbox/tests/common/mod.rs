@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lunabox_run::executors::local::LocalExecutor;
-use lunabox_sandbox::{HookOutcome, HookRequest, HookResult, Limits, Runtime, RuntimeConfig};
+use lunabox_sandbox::{HookOutcome, HookRequest, Limits, Outcome, Runtime, RuntimeConfig};
 
 pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
@@ -30,8 +30,9 @@ pub fn limits() -> Limits {
 }
 
 pub fn run_with(script: &str, limits: Limits) -> HookOutcome {
-    let mut req = HookRequest::new(script, "test.lua", Arc::new(LocalExecutor::new()));
-    req.limits = limits;
+    let mut req =
+        HookRequest::new(script, "test.lua").with_executor(Arc::new(LocalExecutor::new()));
+    req = req.with_limits(limits);
     runtime().run_hook(req)
 }
 
@@ -40,9 +41,10 @@ pub fn run(script: &str) -> HookOutcome {
 }
 
 pub fn run_globals(script: &str, globals: serde_json::Value) -> HookOutcome {
-    let mut req = HookRequest::new(script, "test.lua", Arc::new(LocalExecutor::new()));
-    req.limits = limits();
-    req.globals = globals.as_object().expect("object").clone();
+    let mut req =
+        HookRequest::new(script, "test.lua").with_executor(Arc::new(LocalExecutor::new()));
+    req = req.with_limits(limits());
+    req = req.with_globals(globals.as_object().expect("object").clone());
     runtime().run_hook(req)
 }
 
@@ -50,7 +52,7 @@ pub fn run_globals(script: &str, globals: serde_json::Value) -> HookOutcome {
 #[track_caller]
 pub fn ok(script: &str) -> serde_json::Value {
     match run(script).result {
-        HookResult::Ok(v) => v,
+        Outcome::Value(v) => v,
         other => panic!("expected a value from {script:?}, got {other:?}"),
     }
 }
@@ -59,7 +61,7 @@ pub fn ok(script: &str) -> serde_json::Value {
 #[track_caller]
 pub fn err(script: &str) -> String {
     match run(script).result {
-        HookResult::Error(e) => e.message,
+        Outcome::Error(e) => e.message,
         other => panic!("expected an error from {script:?}, got {other:?}"),
     }
 }
