@@ -373,10 +373,13 @@ impl Runtime {
             .preopened_dir(scratch.path(), "/", wasmtime_wasi::FsPerms::ReadWrite)
             .map_err(|e| format!("cannot open the hook's scratch directory: {e}"))?;
         let limits = request.limits.clone();
-        // A timeout too large to add to now means "no practical deadline".
-        let deadline = started
+        // The deadline runs from admission (waiting for a slot is bounded by
+        // the tenant's max_wait instead). A timeout too large to add to now
+        // means "no practical deadline".
+        let admitted = Instant::now();
+        let deadline = admitted
             .checked_add(limits.timeout)
-            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
+            .unwrap_or_else(|| admitted + Duration::from_secs(100 * 365 * 24 * 3600));
         let clock = RunClock::new(started);
         let state = state::HookState {
             wasi: wasi.build(),

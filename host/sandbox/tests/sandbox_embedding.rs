@@ -47,7 +47,10 @@ fn quota_kind(o: &Outcome) -> Option<QuotaKind> {
 async fn until(what: &str, cond: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -61,12 +64,26 @@ fn process_exists(pid: i32) -> bool {
 async fn a_request_grants_nothing_it_was_not_given() {
     let rt = runtime(4);
     let out = rt
-        .run_hook_async(HookRequest::new("return RunBash{ command = 'id' }", "deny.lua"))
+        .run_hook_async(HookRequest::new(
+            "return RunBash{ command = 'id' }",
+            "deny.lua",
+        ))
         .await;
-    let message = out.result.message().expect("the Run call must fail").to_string();
+    let message = out
+        .result
+        .message()
+        .expect("the Run call must fail")
+        .to_string();
     assert!(message.contains("no executor"), "{message}");
-    assert!(message.contains("with_executor"), "names what to grant: {message}");
-    assert_eq!(out.transcript.len(), 1, "the refused call is in the transcript");
+    assert!(
+        message.contains("with_executor"),
+        "names what to grant: {message}"
+    );
+    assert_eq!(
+        out.transcript.len(),
+        1,
+        "the refused call is in the transcript"
+    );
 
     let seen = rt
         .run_hook_async(HookRequest::new(
@@ -122,7 +139,12 @@ async fn each_quota_is_reported_as_itself() {
     let refused = rt
         .run_hook_async(HookRequest::new("return 1", "second.lua").with_tenant(&one))
         .await;
-    assert_eq!(quota_kind(&refused.result), Some(QuotaKind::Hooks), "{:?}", refused.result);
+    assert_eq!(
+        quota_kind(&refused.result),
+        Some(QuotaKind::Hooks),
+        "{:?}",
+        refused.result
+    );
     assert!(refused.result.message().unwrap().contains("one-at-a-time"));
     token.cancel();
     assert_eq!(busy.await.unwrap().result, Outcome::Cancelled);
@@ -144,7 +166,10 @@ async fn each_quota_is_reported_as_itself() {
         )
         .await;
     assert_eq!(quota_kind(&refused.result), Some(QuotaKind::Memory));
-    assert!(t0.elapsed() < Duration::from_secs(5), "refused without waiting");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "refused without waiting"
+    );
 
     // Run calls per minute.
     let chatty = rt.tenant(
@@ -165,8 +190,17 @@ async fn each_quota_is_reported_as_itself() {
             .with_executor(Arc::new(responses)),
         )
         .await;
-    assert_eq!(quota_kind(&out.result), Some(QuotaKind::RunCalls), "{:?}", out.result);
-    assert_eq!(out.transcript.len(), 2, "two calls ran before the third was refused");
+    assert_eq!(
+        quota_kind(&out.result),
+        Some(QuotaKind::RunCalls),
+        "{:?}",
+        out.result
+    );
+    assert_eq!(
+        out.transcript.len(),
+        2,
+        "two calls ran before the third was refused"
+    );
     assert_eq!(chatty.metrics().quota_hits.get("run-calls"), Some(&1));
 
     // The runtime's slots, after waiting.
@@ -183,8 +217,12 @@ async fn each_quota_is_reported_as_itself() {
     let hog = {
         let (rt, a, token) = (tiny.clone(), a.clone(), token.clone());
         tokio::spawn(async move {
-            rt.run_hook_async(HookRequest::new(SPIN, "hog.lua").with_tenant(&a).with_cancel(token))
-                .await
+            rt.run_hook_async(
+                HookRequest::new(SPIN, "hog.lua")
+                    .with_tenant(&a)
+                    .with_cancel(token),
+            )
+            .await
         })
     };
     until("the hog to be admitted", || a.in_flight() == 1).await;
@@ -242,7 +280,11 @@ async fn cancelling_stops_a_cpu_bound_hook_promptly() {
     token.cancel();
     let out = task.await.unwrap();
     assert_eq!(out.result, Outcome::Cancelled);
-    assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(out.result.exit_status(), 4);
     assert_eq!(rt.metrics().outcomes.get("cancelled"), Some(&1));
 }
@@ -265,7 +307,11 @@ async fn pid_of(pidfile: &std::path::Path) -> i32 {
         std::fs::read_to_string(pidfile).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
     })
     .await;
-    std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +347,11 @@ async fn dropping_the_future_cancels_the_hook_and_its_command() {
     until("the command to be gone", || !process_exists(pid)).await;
     // And a CPU-bound hook, through a timeout around the future.
     let spin = rt.run_hook_async(HookRequest::new(SPIN, "spin.lua"));
-    assert!(tokio::time::timeout(Duration::from_millis(100), spin).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), spin)
+            .await
+            .is_err()
+    );
     until("the slot to be free", || rt.tenants()[0].in_flight() == 0).await;
 }
 
@@ -336,7 +386,9 @@ async fn a_noisy_tenant_does_not_stop_a_quiet_one() {
     for i in 0..50 {
         let t0 = Instant::now();
         let out = rt
-            .run_hook_async(HookRequest::new(format!("return {i}"), "quiet.lua").with_tenant(&quiet))
+            .run_hook_async(
+                HookRequest::new(format!("return {i}"), "quiet.lua").with_tenant(&quiet),
+            )
             .await;
         assert_eq!(out.result, Outcome::Value(json!(i)));
         worst = worst.max(t0.elapsed());
@@ -344,7 +396,10 @@ async fn a_noisy_tenant_does_not_stop_a_quiet_one() {
     assert!(noisy.in_flight() > 0, "the noise ran all along");
     // Generous: a quiet hook takes about a millisecond alone; a quiet hook
     // behind the noise would wait whole 300 ms deadlines.
-    assert!(worst < Duration::from_millis(250), "worst quiet hook took {worst:?}");
+    assert!(
+        worst < Duration::from_millis(250),
+        "worst quiet hook took {worst:?}"
+    );
     for t in flood {
         assert_eq!(t.await.unwrap().result.limit(), Some(LimitKind::Time));
     }
