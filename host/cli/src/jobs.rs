@@ -18,7 +18,22 @@ use lunabox_engine::{Engine, faults};
 /// Open the state directory of `ctx` (running startup recovery, whose
 /// findings go to stderr).
 pub(super) fn open_engine(ctx: &Context) -> anyhow::Result<Engine> {
-    let engine = Engine::open(ctx.state.as_deref()).context("cannot open the lunabox state")?;
+    let mut limits = lunabox_sandbox::Limits::default();
+    let mut runtime = lunabox_sandbox::RuntimeConfig {
+        max_concurrent_hooks: ctx.max_concurrent_hooks,
+        ..lunabox_sandbox::RuntimeConfig::default()
+    };
+    if let Some(m) = ctx.hook_memory {
+        limits.memory = m;
+        runtime.max_memory = runtime.max_memory.max(m);
+    }
+    let mut builder = lunabox_engine::EngineBuilder::new()
+        .runtime_config(runtime)
+        .limits(limits);
+    if let Some(dir) = &ctx.state {
+        builder = builder.state_dir(dir);
+    }
+    let engine = builder.open().context("cannot open the lunabox state")?;
     for line in engine.recovered().lines() {
         say_err!("{line}");
     }

@@ -51,6 +51,16 @@ struct Cli {
     #[arg(long, global = true, env = "LUNABOX_STATE", value_name = "DIR")]
     state: Option<std::path::PathBuf>,
 
+    /// Engine commands: most hooks running at once in this process (the
+    /// sandbox's instance slots).
+    #[arg(long, global = true, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_concurrent_hooks: u32,
+
+    /// Engine commands: the linear memory each hook may use (e.g. 256MiB).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = lunabox_toolkit::units::parse_size)]
+    hook_memory: Option<u64>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -102,19 +112,16 @@ enum Command {
 
 /// Entry point of the binary.
 fn main() -> ExitCode {
-    // Errors inside wasmtime (every Lua `error` unwinding through wasm is one)
-    // capture a Rust backtrace when RUST_BACKTRACE is set, which makes them
-    // 15-20x slower. Library backtraces are never shown by lunabox, so turn
-    // them off unless asked for explicitly; panics still honour
-    // RUST_BACKTRACE.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: first thing in main, before any other thread exists.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
+    // SAFETY: first thing in main, before any other thread exists.
+    unsafe { lunabox_sandbox::quiet_library_backtraces() };
     signals::install();
     init_tracing();
     let cli = Cli::parse();
-    let ctx = Context { state: cli.state };
+    let ctx = Context {
+        state: cli.state,
+        max_concurrent_hooks: cli.max_concurrent_hooks,
+        hook_memory: cli.hook_memory,
+    };
     let result = match cli.command {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Validate(a) => validate::run(&ctx, a),
@@ -169,4 +176,8 @@ fn init_tracing() {
 pub struct Context {
     /// `--state` / `LUNABOX_STATE`, if given.
     pub state: Option<std::path::PathBuf>,
+    /// `--max-concurrent-hooks`.
+    pub max_concurrent_hooks: u32,
+    /// `--hook-memory`, if given.
+    pub hook_memory: Option<u64>,
 }

@@ -2,8 +2,10 @@
 //! `source.environment` / `source.host` / `source.environmentUser`
 //! (and the staging ones) are opaque references to these.
 //!
-//! Only local environments exist today; [`executor_for`] is the one place
-//! that picks an executor for an environment, so remote hosts slot in there.
+//! An [`ExecutorFactory`] picks the executor for an environment: the
+//! engine's default, [`StandardExecutors`], runs local environments on this
+//! machine; an embedder brings its own through
+//! [`EngineBuilder::executors`](crate::EngineBuilder::executors).
 //! [`EnvironmentRouter`] is the executor a hook gets: it sends each Run call
 //! to the executor of the environment the call names.
 
@@ -214,10 +216,40 @@ pub fn remove(state: &mut State, name: &str) -> Result<()> {
     })
 }
 
-/// The executor that carries out Run calls on `env`.
-pub fn executor_for(env: &Environment) -> Arc<dyn Executor> {
-    match env.kind {
-        EnvKind::Local => Arc::new(LocalExecutor::new()),
+/// Who carries out Run calls on an environment: the engine asks its factory
+/// once per environment for each hook it runs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use lunabox_engine::environments::{Environment, ExecutorFactory};
+/// use lunabox_run::Executor;
+/// use lunabox_run::executors::scripted::ScriptedExecutor;
+///
+/// /// Every environment answered from scripted responses (a test double an
+/// /// embedder might use to dry-run its toolkits).
+/// struct Scripted(Arc<ScriptedExecutor>);
+///
+/// impl ExecutorFactory for Scripted {
+///     fn executor_for(&self, _env: &Environment) -> Arc<dyn Executor> {
+///         self.0.clone()
+///     }
+/// }
+/// ```
+pub trait ExecutorFactory: Send + Sync {
+    /// The executor for Run calls on `env`.
+    fn executor_for(&self, env: &Environment) -> Arc<dyn Executor>;
+}
+
+/// The engine's default executors: a local environment's Run calls run on
+/// this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StandardExecutors;
+
+impl ExecutorFactory for StandardExecutors {
+    fn executor_for(&self, env: &Environment) -> Arc<dyn Executor> {
+        match env.kind {
+            EnvKind::Local => Arc::new(LocalExecutor::new()),
+        }
     }
 }
 
@@ -231,13 +263,17 @@ pub struct EnvironmentRouter {
 }
 
 impl EnvironmentRouter {
-    /// A router over `envs`; calls naming no environment go to `default`
-    /// (which must be one of `envs`).
-    pub fn new(envs: &[Environment], default: &str) -> EnvironmentRouter {
+    /// A router over `envs`, each served by the executor `factory` gives;
+    /// calls naming no environment go to `default` (one of `envs`).
+    pub fn new(
+        envs: &[Environment],
+        default: &str,
+        factory: &dyn ExecutorFactory,
+    ) -> EnvironmentRouter {
         EnvironmentRouter {
             envs: envs
                 .iter()
-                .map(|e| (e.name.clone(), executor_for(e)))
+                .map(|e| (e.name.clone(), factory.executor_for(e)))
                 .collect(),
             hosts: envs
                 .iter()

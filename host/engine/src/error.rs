@@ -37,15 +37,22 @@ pub enum EngineError {
     /// Another operation holds the dSource and did not finish in time.
     #[error("{0}")]
     Busy(String),
-    /// A toolkit could not be loaded or is not valid.
+    /// A toolkit could not be loaded: its files or built JSON are wrong.
+    #[error("{source}")]
+    ToolkitLoad {
+        /// What was being loaded (a path, or `<installed NAME VERSION>`).
+        toolkit: String,
+        /// Why, naming the file and field.
+        #[source]
+        source: lunabox_toolkit::load::LoadError,
+    },
+    /// A toolkit loaded but cannot be used for this (not valid, no linked
+    /// source kind, damaged in the state database).
     #[error("{0}")]
     Toolkit(String),
-    /// A hook could not be started (unknown hook, bad context).
-    #[error("{0}")]
-    Hook(String),
-    /// The sandbox could not be set up.
-    #[error("the hook sandbox could not start: {0}")]
-    Sandbox(String),
+    /// The sandbox runtime could not be set up.
+    #[error("the hook sandbox could not start: {0:#}")]
+    Sandbox(#[source] anyhow::Error),
     /// A snapshot could not be built, read or removed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshots::SnapshotError),

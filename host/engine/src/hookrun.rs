@@ -74,9 +74,13 @@ impl<'a> HookRunner<'a> {
                 SourceKind::Staged => HookGroup::Staged,
                 SourceKind::Direct => HookGroup::Direct,
             },
-            executor: Arc::new(EnvironmentRouter::new(&envs, default)),
+            executor: Arc::new(EnvironmentRouter::new(
+                &envs,
+                default,
+                engine.config().executors.as_ref(),
+            )),
             job,
-            limits: Limits::default(),
+            limits: engine.config().limits.clone(),
         })
     }
 
@@ -126,11 +130,12 @@ impl<'a> HookRunner<'a> {
             snapshot_json: None,
         };
         let limits = Limits {
-            timeout: super::deadlines::timeout_for(
-                &hook,
-                self.engine.hook_timeouts(),
-                &self.ds.timeouts,
-            ),
+            timeout: self
+                .engine
+                .hook_timeouts()
+                .get(&hook)
+                .or_else(|| self.ds.timeouts.get(&hook))
+                .unwrap_or_else(|| self.engine.config().default_timeout(&hook)),
             ..self.limits.clone()
         };
         let span =

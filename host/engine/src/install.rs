@@ -56,7 +56,10 @@ pub fn install(
     lock_timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<InstallReport> {
-    let loaded = lunabox_toolkit::load(path).map_err(|e| EngineError::Toolkit(e.to_string()))?;
+    let loaded = lunabox_toolkit::load(path).map_err(|source| EngineError::ToolkitLoad {
+        toolkit: path.display().to_string(),
+        source,
+    })?;
     let runtime = engine.runtime()?;
     let report = lunabox_toolkit::validate::validate(&loaded, Some(&*runtime));
     if !report.ok() {

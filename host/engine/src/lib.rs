@@ -1,7 +1,9 @@
 //! The engine: state, environments, installed toolkits, dSources, SnapSync,
 //! snapshots, faults, jobs and the daemon.
 //!
-//! [`Engine::open`] resolves and opens a state directory and runs startup
+//! [`EngineBuilder`] configures an engine from code (state directory,
+//! sandbox runtime, limits, deadlines per hook kind, executors, tenant);
+//! [`Engine::open`] is the builder's defaults. Opening runs startup
 //! [`recovery`]; the operations live in their modules:
 //! [`environments`], [`toolkits`] (install, upgrade), [`link`],
 //! [`snapsync`], [`staging`] (enable, disable, status, worker),
@@ -9,6 +11,7 @@
 //! Everything a hook does is recorded as a [`jobs`] step; failures become
 //! [`faults`].
 
+mod builder;
 pub mod catalog;
 pub mod daemon;
 pub mod deadlines;
@@ -32,6 +35,7 @@ pub mod staging;
 pub mod state;
 pub mod toolkits;
 
+pub use builder::EngineBuilder;
 pub use error::{EngineError, Result};
 
 use std::path::Path;
@@ -39,7 +43,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use locks::DsourceLock;
-use lunabox_sandbox::{Runtime, RuntimeConfig};
+use lunabox_sandbox::Runtime;
 use paths::StatePaths;
 use progress::Progress;
 use state::State;
@@ -56,6 +60,8 @@ pub struct Engine {
     recovered: recovery::Report,
     /// Hook deadlines set by the running command (`--timeout`).
     hook_timeouts: deadlines::HookTimeouts,
+    /// How hooks run (from the builder).
+    config: Arc<builder::EngineConfig>,
 }
 
 impl Engine {
@@ -65,8 +71,15 @@ impl Engine {
         Engine::open_at(StatePaths::resolve(explicit)?)
     }
 
-    /// Open the state directory at `paths`.
+    /// Open the state directory at `paths`, with the builder's defaults.
     pub fn open_at(paths: StatePaths) -> Result<Engine> {
+        Engine::open_with(paths, Arc::default())
+    }
+
+    pub(crate) fn open_with(
+        paths: StatePaths,
+        config: Arc<builder::EngineConfig>,
+    ) -> Result<Engine> {
         paths.create()?;
         let root = paths.root().to_path_buf();
         let mut state = match State::open(&paths.db()) {
@@ -94,6 +107,7 @@ impl Engine {
             runtime: OnceLock::new(),
             recovered,
             hook_timeouts: deadlines::HookTimeouts::none(),
+            config,
         })
     }
 
@@ -111,6 +125,7 @@ impl Engine {
             runtime,
             recovered: recovery::Report::default(),
             hook_timeouts: self.hook_timeouts.clone(),
+            config: self.config.clone(),
         })
     }
 
@@ -140,6 +155,11 @@ impl Engine {
         &self.hook_timeouts
     }
 
+    /// How this engine runs hooks.
+    pub(crate) fn config(&self) -> &builder::EngineConfig {
+        &self.config
+    }
+
     /// What startup recovery did.
     pub fn recovered(&self) -> &recovery::Report {
         &self.recovered
@@ -150,8 +170,10 @@ impl Engine {
         if let Some(rt) = self.runtime.get() {
             return Ok(rt.clone());
         }
-        let rt = Runtime::new(RuntimeConfig::default())
-            .map_err(|e| EngineError::Sandbox(format!("{e:#}")))?;
+        if let Some(rt) = &self.config.runtime {
+            return Ok(rt.clone());
+        }
+        let rt = Runtime::new(self.config.runtime_config.clone()).map_err(EngineError::Sandbox)?;
         let rt = Arc::new(rt);
         let _ = self.runtime.set(rt.clone());
         Ok(self.runtime.get().cloned().unwrap_or(rt))

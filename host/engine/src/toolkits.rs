@@ -156,7 +156,10 @@ pub fn load_installed(inst: &Installed) -> Result<lunabox_toolkit::Toolkit> {
     let label = std::path::PathBuf::from(format!("<installed {} {}>", inst.name, inst.version));
     lunabox_toolkit::load::from_built_json(value, label)
         .map(|l| l.toolkit)
-        .map_err(|e| EngineError::Toolkit(e.to_string()))
+        .map_err(|source| EngineError::ToolkitLoad {
+            toolkit: format!("{} {}", inst.name, inst.version),
+            source,
+        })
 }
 
 /// The toolkit version a dSource is linked with.

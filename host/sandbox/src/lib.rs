@@ -89,6 +89,26 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Turn off the Rust backtraces that library errors capture when
+/// `RUST_BACKTRACE` is set (unless `RUST_LIB_BACKTRACE` says otherwise).
+///
+/// Every Lua `error` that unwinds through the guest is an error inside
+/// wasmtime; with backtraces captured, each costs 15-20 times as much, and
+/// lunabox never shows them. Panics still honour `RUST_BACKTRACE`. The
+/// `lunabox` command calls this first thing; an embedder that runs many
+/// failing hooks should too.
+///
+/// # Safety
+///
+/// It sets an environment variable: call it before any other thread of the
+/// process exists (first thing in `main`), as for [`std::env::set_var`].
+pub unsafe fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// The guest component, built from `guest-lua/` (see `cargo xtask guest`).
 pub static GUEST_COMPONENT: &[u8] = include_bytes!("../../../guest-lua/lunabox-guest.wasm");
 
