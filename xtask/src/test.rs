@@ -3,7 +3,9 @@
 //! 1. ensure the apt packages (guest toolchain, rsync, expect);
 //! 2. `guest --check`: the committed component is a byte-identical rebuild;
 //! 3. the guest's own Lua tests (`guest-lua/tests/*.lua`, see `smoke.rs`);
-//! 4. `cargo test --workspace`.
+//! 4. `cargo test --workspace`;
+//! 5. the embedder examples (`cargo run --example ...`), which check their
+//!    own outcomes.
 
 use crate::{deps, guest, smoke};
 use anyhow::{Context, Result, bail};
@@ -41,5 +43,20 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+
+    for (package, example) in EXAMPLES {
+        eprintln!("== example: {package} {example}");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["run", "--quiet", "-p", package, "--example", example])
+            .status()
+            .with_context(|| format!("running example {example}"))?;
+        if !status.success() {
+            bail!("example {example} of {package} failed ({status})");
+        }
+    }
     Ok(())
 }
+
+/// The examples that run as tests: (package, example).
+const EXAMPLES: &[(&str, &str)] = &[("lunabox-sandbox", "multi_tenant")];
