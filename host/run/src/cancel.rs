@@ -10,7 +10,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// A cancellation flag shared by everything one hook (or a group of hooks)
 /// runs. Cheap to clone.
@@ -19,10 +19,18 @@ pub struct CancelToken(Arc<Inner>);
 
 struct Inner {
     cancelled: AtomicBool,
-    /// Readable once cancelled (`None` where eventfd is unavailable: then
-    /// waiters look at the flag between short sleeps).
-    fd: Option<OwnedFd>,
+    /// Readable once cancelled, made when first asked for (most hooks make
+    /// no Run call that waits on it). `None` inside where eventfd is
+    /// unavailable: then waiters look at the flag between short sleeps.
+    fd: OnceLock<Option<OwnedFd>>,
     children: Mutex<Vec<Weak<Inner>>>,
+}
+
+/// Make the token's descriptor readable.
+fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -42,13 +50,9 @@ impl Default for CancelToken {
 impl CancelToken {
     /// A token not cancelled yet.
     pub fn new() -> CancelToken {
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        // SAFETY: a new descriptor nothing else owns.
-        let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
         CancelToken(Arc::new(Inner {
             cancelled: AtomicBool::new(false),
-            fd,
+            fd: OnceLock::new(),
             children: Mutex::new(Vec::new()),
         }))
     }
@@ -79,7 +83,23 @@ impl CancelToken {
     /// A descriptor that becomes readable once the token is cancelled (for
     /// `poll`), or `None` where there is none.
     pub fn fd(&self) -> Option<RawFd> {
-        self.0.fd.as_ref().map(AsRawFd::as_raw_fd)
+        let mut made = false;
+        let fd = self.0.fd.get_or_init(|| {
+            made = true;
+            // SAFETY: eventfd returns a new descriptor or -1.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            // SAFETY: a new descriptor nothing else owns.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+        // A cancel that came before the descriptor existed could not signal
+        // it: do it now. (The flag is set before a canceller looks for the
+        // descriptor, so one of the two always signals.)
+        if made && self.is_cancelled() {
+            if let Some(fd) = fd {
+                signal(fd);
+            }
+        }
+        fd.as_ref().map(AsRawFd::as_raw_fd)
     }
 }
 
@@ -87,10 +107,8 @@ fn cancel_inner(inner: &Arc<Inner>) {
     if inner.cancelled.swap(true, Ordering::SeqCst) {
         return;
     }
-    if let Some(fd) = &inner.fd {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
-        unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    if let Some(Some(fd)) = inner.fd.get() {
+        signal(fd);
     }
     let children: Vec<Arc<Inner>> = inner
         .children

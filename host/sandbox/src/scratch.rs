@@ -4,7 +4,7 @@
 //! removal is on a hook's path.
 //!
 //! Most hooks never touch their directory. One that was left exactly as it
-//! was made (same inode, no entries, link count and access, modification
+//! was made (checked as the hook gives it back) (same inode, no entries, link count and access, modification
 //! and change times all unchanged) is handed out again instead of being
 //! removed and remade: on a disk filesystem a mkdir and an rmdir cost more
 //! than a whole short hook, and a back-to-back stream of hooks outran the
@@ -107,11 +107,19 @@ impl Drop for Scratch<'_> {
             path: std::mem::take(&mut self.dir.path),
             made: self.dir.made,
         };
+        // Checked here, not by the worker: a stat and a listing are cheaper
+        // than the mkdir a hook would need when a fast stream of hooks has
+        // drained the ready list before the worker ran.
+        let pristine = is_pristine(&dir);
         let shared = &self.pool.shared;
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.used.push(dir);
-        if st.used.len() >= BATCH {
-            shared.wake.notify_one();
+        if pristine {
+            st.ready.push(dir);
+        } else {
+            st.used.push(dir);
+            if st.used.len() >= BATCH {
+                shared.wake.notify_one();
+            }
         }
     }
 }
