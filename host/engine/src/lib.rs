@@ -11,6 +11,8 @@
 //! Everything a hook does is recorded as a [`jobs`] step; failures become
 //! [`faults`].
 
+#![warn(missing_docs)]
+
 mod builder;
 pub mod catalog;
 pub mod daemon;

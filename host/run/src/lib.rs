@@ -9,6 +9,8 @@
 //! with an `outputSchema` the output file must hold one JSON document valid
 //! against it ([`output`]). Every call leaves a [`TranscriptEntry`].
 
+#![warn(missing_docs)]
+
 pub mod call;
 pub mod cancel;
 pub mod executors;

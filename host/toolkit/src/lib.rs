@@ -21,6 +21,8 @@
 //! assert!(built.contains("\"linkedSourceDefinition\""));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod diag;
 pub mod files;
