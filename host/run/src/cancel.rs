@@ -94,10 +94,11 @@ impl CancelToken {
         // A cancel that came before the descriptor existed could not signal
         // it: do it now. (The flag is set before a canceller looks for the
         // descriptor, so one of the two always signals.)
-        if made && self.is_cancelled() {
-            if let Some(fd) = fd {
-                signal(fd);
-            }
+        if made
+            && self.is_cancelled()
+            && let Some(fd) = fd
+        {
+            signal(fd);
         }
         fd.as_ref().map(AsRawFd::as_raw_fd)
     }
