@@ -2,8 +2,8 @@
 //! (mlua) measured in the same run. Prints a table and, last, one JSON line.
 //!
 //! `cargo bench --bench sandbox` (set `LUNABOX_BENCH_QUICK=1` for fewer
-//! iterations). Run with `RUST_BACKTRACE` unset: wasmtime captures a Rust
-//! backtrace on every wasm throw when it is set.
+//! iterations). Library backtraces are turned off as the `lunabox` command
+//! turns them off (`quiet_library_backtraces`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -76,11 +76,10 @@ fn native(script: &str) -> mlua::Value {
 }
 
 fn main() {
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!(
-            "note: RUST_BACKTRACE is set; wasm throws (pcall/error) will be much slower than in production"
-        );
-    }
+    // As the `lunabox` command does: library errors (each wasm throw) do not
+    // capture Rust backtraces.
+    // SAFETY: first thing in main, before any other thread exists.
+    unsafe { lunabox_sandbox::quiet_library_backtraces() };
     let quick = std::env::var_os("LUNABOX_BENCH_QUICK").is_some();
     let n = if quick { 200 } else { 2000 };
     let runtime = Runtime::new(RuntimeConfig {
