@@ -415,7 +415,7 @@ impl HookOutcome {
     /// where people read it (`null` when the hook returned none).
     pub fn value_for_display(&self) -> Value {
         match &self.result {
-            Outcome::Value(v) => mask_value(v, &self.secrets),
+            Outcome::Value(v) => lunabox_toolkit::hook::params::mask_json(v, &self.secrets),
             _ => Value::Null,
         }
     }
@@ -423,23 +423,6 @@ impl HookOutcome {
     /// The values this outcome's texts were masked for.
     pub fn secrets(&self) -> &[String] {
         &self.secrets
-    }
-}
-
-/// `value` with every secret masked inside its strings.
-fn mask_value(value: &Value, secrets: &[String]) -> Value {
-    if secrets.is_empty() {
-        return value.clone();
-    }
-    match value {
-        Value::String(s) => Value::String(mask_secrets(s, secrets)),
-        Value::Array(a) => Value::Array(a.iter().map(|v| mask_value(v, secrets)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), mask_value(v, secrets)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 
