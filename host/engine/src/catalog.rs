@@ -14,10 +14,15 @@ use super::state::State;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotRow {
+    /// The dSource the snapshot belongs to.
     pub dsource: String,
+    /// The snapshot's number within its dSource (1, 2, ...; never reused).
     pub id: u64,
+    /// The SnapSync job that took it (`None` when not recorded).
     pub job_id: Option<i64>,
+    /// When it was committed, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// The toolkit version the dSource ran when the snapshot was taken.
     pub toolkit_version: String,
     /// What postSnapshot returned (valid against the snapshotSchema).
     pub metadata: Value,

@@ -43,9 +43,14 @@ impl Default for DaemonOptions {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DaemonSummary {
+    /// Status checks run (including those that failed).
     pub status_runs: u64,
+    /// Worker hooks run (dSources without a worker hook do not count).
     pub worker_runs: u64,
+    /// Scheduled SnapSyncs started.
     pub syncs_started: u64,
+    /// Scheduled SnapSyncs that failed or could not run (one skipped as busy
+    /// does not count).
     pub syncs_failed: u64,
 }
 

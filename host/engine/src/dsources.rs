@@ -40,33 +40,54 @@ impl SourceKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DSource {
+    /// The dSource's name (unique; also the name of its storage and lock file).
     pub name: String,
+    /// A random uuid-like id, set when linked (`source.guid`).
     pub guid: String,
+    /// The name of the toolkit it was linked with.
     pub toolkit: String,
+    /// The installed version of that toolkit it runs.
     pub toolkit_version: String,
+    /// Staged or direct (from the toolkit's `linkedSourceDefinition.type`).
     pub kind: SourceKind,
+    /// The source environment's name (`source.environment` and `source.host`).
     pub environment: String,
+    /// The user on the source environment (`source.environmentUser`).
     pub environment_user: String,
+    /// The staging environment's name (the source environment when none was
+    /// given).
     pub staging_environment: String,
+    /// The user on the staging environment.
     pub staging_user: String,
+    /// The source config (`config`), valid against the toolkit's
+    /// sourceConfigDefinition.
     pub config: Value,
+    /// The repository (`repository`), valid against the toolkit's
+    /// repositoryDefinition.
     pub repository: Value,
+    /// The linking parameters, with defaults applied (`parameters`).
     pub parameters: Value,
     /// The path hooks see as `source.dataDirectory`.
     pub data_directory: String,
     /// Where a mountSpec hook asked the storage to appear (a symlink to it).
     pub mount_path: Option<String>,
+    /// Whether it is enabled; the daemon leaves a disabled dSource alone.
     pub enabled: bool,
     /// The next SnapSync must run resync first (initial, or a failed resync).
     pub needs_resync: bool,
+    /// The id the next snapshot will get.
     pub next_snapshot: u64,
     /// Scheduled SnapSync interval for the daemon.
     pub sync_every_ms: Option<i64>,
     /// Keep at most this many snapshots.
     pub keep: Option<u32>,
+    /// When the latest SnapSync started, in milliseconds since the Unix epoch.
     pub last_sync_ms: Option<i64>,
+    /// The latest status recorded (`ACTIVE`, `INACTIVE` or `UNKNOWN`).
     pub last_status: Option<String>,
+    /// When `last_status` was recorded, in milliseconds since the Unix epoch.
     pub last_status_ms: Option<i64>,
+    /// When it was linked, in milliseconds since the Unix epoch.
     pub created_ms: i64,
     /// Deadlines set for this dSource's hooks (`policy --timeout`), in
     /// milliseconds by hook.

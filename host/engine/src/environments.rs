@@ -40,12 +40,15 @@ impl EnvKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
+    /// The environment's name (unique; what dSources and Run calls refer to).
     pub name: String,
+    /// What kind of host it is.
     pub kind: EnvKind,
     /// The host reference hooks see (`source.host`).
     pub host: String,
     /// The environment user (`source.environmentUser` by default).
     pub user: String,
+    /// When it was added, in milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 

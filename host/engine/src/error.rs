@@ -12,16 +12,21 @@ pub enum EngineError {
     /// The state database refused an operation.
     #[error("state database: {what}: {source}")]
     Db {
+        /// What the engine was doing (`posting a fault`, ...).
         what: String,
         #[source]
+        /// SQLite's error.
         source: rusqlite::Error,
     },
     /// A file operation failed.
     #[error("{action} `{}`: {source}", path.display())]
     Io {
+        /// What failed (`cannot open the lock file`, ...).
         action: String,
+        /// The file or directory concerned.
         path: PathBuf,
         #[source]
+        /// The OS error.
         source: std::io::Error,
     },
     /// Something named does not exist (the message says how to list what does).

@@ -11,26 +11,39 @@ use super::state::{State, now_ms};
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
+    /// The fault's id (increasing).
     pub id: i64,
+    /// The dSource it was posted against, if any.
     pub dsource: Option<String>,
+    /// The job that posted it, if any.
     pub job_id: Option<i64>,
     /// The hook (or step) that failed, e.g. `staged/preSnapshot`.
     pub hook: Option<String>,
+    /// What went wrong.
     pub message: String,
     /// Traceback, or the failed Run call (`function`, `exitCode`, `stdout`,
     /// `stderr`), or other facts.
     pub detail: serde_json::Value,
+    /// When it was posted, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When it was resolved, in milliseconds since the Unix epoch (`None`:
+    /// still open).
     pub resolved_ms: Option<i64>,
 }
 
 /// A fault to post.
 #[derive(Debug, Clone, Default)]
 pub struct NewFault {
+    /// The dSource to post it against.
     pub dsource: Option<String>,
+    /// The job posting it.
     pub job_id: Option<i64>,
+    /// The hook (or step) that failed, e.g. `staged/preSnapshot`.
     pub hook: Option<String>,
+    /// What went wrong.
     pub message: String,
+    /// Facts as JSON (`null` for none); `stdout` and `stderr` strings are cut
+    /// to their last [`STORED_FAULT_STREAM_BYTES`].
     pub detail: serde_json::Value,
 }
 

@@ -35,6 +35,7 @@ pub struct StepResult {
     pub value: Value,
     /// Why it failed.
     pub message: Option<String>,
+    /// How long the hook ran (wall clock).
     pub elapsed: Duration,
 }
 

@@ -28,11 +28,15 @@ use lunabox_toolkit::{self, HookGroup, HookId};
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallReport {
+    /// The toolkit's name.
     pub name: String,
+    /// The toolkit's version.
     pub version: String,
     /// `installed` or `unchanged` (identical version already installed).
     pub outcome: String,
+    /// The validation warnings, as text.
     pub warnings: Vec<String>,
+    /// One per dSource that was on an older version: its upgrade to this one.
     pub upgrades: Vec<UpgradeResult>,
 }
 
@@ -40,12 +44,18 @@ pub struct InstallReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeResult {
+    /// The dSource.
     pub dsource: String,
+    /// The toolkit version it was on.
     pub from: String,
+    /// The toolkit version it was to move to.
     pub to: String,
+    /// Whether it moved (`false`: it stays on `from`).
     pub ok: bool,
+    /// The id of the `upgrade` job.
     pub job: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it failed, when it did.
     pub error: Option<String>,
 }
 

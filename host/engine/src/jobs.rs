@@ -79,11 +79,15 @@ impl Outcome {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
+    /// The step's position in its job (1, 2, ...).
     pub seq: i64,
     /// `resync`, `preSnapshot`, `snapshot`, `postSnapshot`, `startStaging`, ...
     pub step: String,
+    /// How it ended.
     pub outcome: Outcome,
+    /// When it started, in milliseconds since the Unix epoch.
     pub started_ms: i64,
+    /// How long it took, in milliseconds.
     pub duration_ms: i64,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,26 +110,41 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
+    /// The job's id (increasing).
     pub id: i64,
+    /// The operation: `link`, `sync`, `enable`, `disable`, `status`, `worker`,
+    /// `upgrade` or `snapshot-rm`.
     pub kind: String,
+    /// The dSource it works on, if any.
     pub dsource: Option<String>,
+    /// Running, succeeded or failed.
     pub state: JobState,
+    /// When it started, in milliseconds since the Unix epoch.
     pub started_ms: i64,
+    /// When it ended, in milliseconds since the Unix epoch (`None` while
+    /// running).
     pub ended_ms: Option<i64>,
+    /// The id of the process that runs (or ran) it.
     pub pid: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it failed (or was interrupted), when it did.
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The snapshot it committed, if any.
     pub snapshot_id: Option<i64>,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    /// Facts about the job as JSON (e.g. the toolkit versions of an upgrade);
+    /// `null` for none.
     pub detail: serde_json::Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Its steps in order (empty when jobs are listed).
     pub steps: Vec<Step>,
 }
 
 /// The identity of a process, stable against pid reuse and reboots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessIdentity {
+    /// The process id.
     pub pid: u32,
     /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start: Option<u64>,

@@ -28,20 +28,32 @@ use lunabox_toolkit::{HookGroup, HookId, LinkedKind, Toolkit};
 /// What to link.
 #[derive(Debug, Clone, Default)]
 pub struct LinkRequest {
+    /// The new dSource's name.
     pub name: String,
     /// Toolkit name, optionally `name@version` (default: newest installed).
     pub toolkit: String,
+    /// The source environment's name.
     pub environment: String,
+    /// The staging environment's name (default: the source environment; staged
+    /// sources only).
     pub staging_environment: Option<String>,
+    /// The user on the source environment (default: the environment's user).
     pub user: Option<String>,
+    /// The user on the staging environment (default: that environment's user).
     pub staging_user: Option<String>,
+    /// The source config (`null`: `{}`); checked against the toolkit's schema.
     pub config: Value,
+    /// The repository (`null`: `{}`); checked against the toolkit's schema.
     pub repository: Value,
     /// Parameters as given (before defaults).
     pub parameters: Map<String, Value>,
+    /// Skip the initial SnapSync.
     pub no_sync: bool,
+    /// How often the daemon runs SnapSync (`None`: no schedule).
     pub sync_every: Option<Duration>,
+    /// Keep at most this many snapshots (`None`: no limit).
     pub keep: Option<u32>,
+    /// How long to wait for the dSource's lock if another operation holds it.
     pub lock_timeout: Duration,
 }
 
@@ -52,7 +64,9 @@ pub struct LinkReport {
     /// The new dSource (password parameters masked); absent when linking
     /// failed before it was created.
     pub dsource: Option<Value>,
+    /// The `link` job (with its steps).
     pub job: Job,
+    /// The snapshot the initial SnapSync took, if it ran and succeeded.
     pub snapshot: Option<SnapshotRow>,
 }
 

@@ -19,7 +19,9 @@ use super::state::State;
 /// What recovery did (printed by the CLI on stderr when not empty).
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Jobs whose process had died, now marked failed.
     pub interrupted: Vec<Job>,
+    /// Partial and orphan snapshot directories removed.
     pub removed: Vec<PathBuf>,
 }
 

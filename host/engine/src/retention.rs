@@ -114,8 +114,11 @@ pub struct PolicyChange {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Removed {
+    /// The dSource.
     pub dsource: String,
+    /// The id of the snapshot removed.
     pub snapshot: u64,
+    /// The id of the `snapshot-rm` job.
     pub job: i64,
 }
 
@@ -192,6 +195,16 @@ fn refuse_inside_state(engine: &Engine, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Write an independent copy of snapshot `id` of dSource `name` to `dest`
+/// (which must not exist or be an empty directory, outside the state
+/// directory), holding the dSource's lock meanwhile.
+///
+/// # Errors
+///
+/// [`EngineError::Invalid`] when `dest` is inside the state directory,
+/// [`EngineError::Busy`] when the lock is not free within `lock_timeout`,
+/// [`EngineError::NotFound`] when there is no such snapshot, and the store's
+/// errors.
 pub fn export(
     engine: &Engine,
     name: &str,

@@ -104,9 +104,12 @@ pub enum SnapshotError {
     /// A file operation failed.
     #[error("snapshot: cannot {action} `{}`: {source}", path.display())]
     Io {
+        /// What failed (`read`, `copy`, ...).
         action: String,
+        /// The file or directory concerned.
         path: PathBuf,
         #[source]
+        /// The OS error.
         source: io::Error,
     },
     #[error(
@@ -115,8 +118,11 @@ pub enum SnapshotError {
     )]
     /// A snapshot's manifest cannot be read.
     Manifest {
+        /// The snapshot.
         id: u64,
+        /// Its manifest file.
         path: PathBuf,
+        /// What is wrong with it.
         detail: String,
     },
     /// The request cannot be carried out (the message says why).
@@ -143,7 +149,9 @@ fn ioe<E: Into<io::Error>>(
 pub struct SnapshotStats {
     /// Regular files in the snapshot.
     pub files: u64,
+    /// Directories in the snapshot (the top one included).
     pub dirs: u64,
+    /// Symbolic links in the snapshot.
     pub symlinks: u64,
     /// Sockets, FIFOs and device nodes in the live data (not snapshotted).
     pub skipped: u64,
@@ -157,16 +165,20 @@ pub struct SnapshotStats {
     pub reflinked_files: u64,
     /// Files hard-linked to the previous snapshot (or within this one).
     pub linked_files: u64,
+    /// Bytes of the hard-linked files (shared, not added to storage).
     pub linked_bytes: u64,
     /// The snapshot the unchanged files were shared with.
     pub previous: Option<u64>,
+    /// How long building took, in milliseconds.
     pub elapsed_ms: u64,
 }
 
 /// A snapshot built aside, not yet committed.
 #[derive(Debug)]
 pub struct Built {
+    /// The id the snapshot gets when committed.
     pub id: u64,
+    /// What building it did.
     pub stats: SnapshotStats,
     tmp: PathBuf,
 }
@@ -175,10 +187,15 @@ pub struct Built {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportStats {
+    /// Regular files written (each hard link counts).
     pub files: u64,
+    /// Directories created (`dest` included).
     pub dirs: u64,
+    /// Symbolic links created.
     pub symlinks: u64,
+    /// Sum of the sizes of the files written.
     pub bytes: u64,
+    /// How long the export took, in milliseconds.
     pub elapsed_ms: u64,
 }
 

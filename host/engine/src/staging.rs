@@ -30,10 +30,13 @@ const KEEP_PERIODIC_JOBS: usize = 20;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToggleReport {
+    /// The dSource.
     pub dsource: String,
+    /// Whether it is enabled now.
     pub enabled: bool,
     /// False when the dSource already was in the asked state.
     pub changed: bool,
+    /// The `enable` or `disable` job (`None` when nothing had to change).
     pub job: Option<Job>,
 }
 
@@ -107,25 +110,37 @@ pub fn set_enabled(
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
+    /// The dSource.
     pub dsource: String,
+    /// Staged or direct.
     pub kind: SourceKind,
+    /// The toolkit's name.
     pub toolkit: String,
+    /// The toolkit version it runs.
     pub toolkit_version: String,
+    /// Whether it is enabled.
     pub enabled: bool,
     /// `ACTIVE`, `INACTIVE` or `UNKNOWN`.
     pub status: String,
     /// Where the status came from: `hook`, `default` (no status hook),
     /// `disabled`, or `failed` (the hook failed: see the faults).
     pub status_from: String,
+    /// How many snapshots it has.
     pub snapshots: usize,
+    /// Its newest snapshot, if any.
     pub last_snapshot: Option<SnapshotRow>,
+    /// How many of its faults are open.
     pub open_faults: i64,
     /// A sync/enable/disable running right now.
     pub running: Vec<Job>,
+    /// The SnapSync schedule, in milliseconds (`None`: none).
     pub sync_every_ms: Option<i64>,
+    /// Keep at most this many snapshots (`None`: no limit).
     pub keep: Option<u32>,
+    /// When the latest SnapSync started, in milliseconds since the Unix epoch.
     pub last_sync_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The `status` job that ran the status hook (`None` when disabled).
     pub status_job: Option<i64>,
 }
 

@@ -15,13 +15,18 @@ use super::state::{State, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Installed {
+    /// The toolkit's name.
     pub name: String,
+    /// The version.
     pub version: String,
+    /// The toolkit's prettyName (its name when it has none).
     pub pretty_name: String,
     /// SHA-256 of the built JSON.
     pub sha256: String,
+    /// When it was installed, in milliseconds since the Unix epoch.
     pub installed_ms: i64,
     #[serde(skip)]
+    /// The built toolkit JSON (not serialized).
     pub built_json: String,
 }
 

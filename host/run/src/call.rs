@@ -25,10 +25,15 @@ use super::Target;
 /// Which Run function a hook called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RunFunction {
+    /// Runs `command` as a bash script.
     RunBash,
+    /// Runs `command` with `/bin/sh`.
     RunCommand,
+    /// Runs `command` as an expect script.
     RunExpect,
+    /// Runs `command` as a PowerShell script (`pwsh`).
     RunPowerShell,
+    /// Copies `sourceDirectory` into the dSource's data directory (with rsync).
     RunSync,
 }
 
@@ -73,7 +78,9 @@ impl std::fmt::Display for RunFunction {
 /// One parsed Run call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunCall {
+    /// The Run function called.
     pub function: RunFunction,
+    /// Where it runs (environment, user, host), as the call gave it.
     pub target: Target,
     /// Script text (not a path). `None` for `RunSync`.
     pub command: Option<String>,
@@ -112,9 +119,11 @@ impl RunCall {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{function}: {message}")]
 pub struct CallError {
+    /// The Run function whose call table it is.
     pub function: RunFunction,
     /// The offending field (`command`, `variables.PORT`, ...), when one is.
     pub field: Option<String>,
+    /// What is wrong and what to write instead.
     pub message: String,
 }
 

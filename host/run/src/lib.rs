@@ -35,8 +35,11 @@ pub const DEFAULT_OUTPUT_LIMIT: u64 = 4 << 20;
 /// `remote` and passed back in its Run call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Target {
+    /// The environment reference (`None`: not given).
     pub environment: Option<String>,
+    /// The environment user reference (`None`: not given).
     pub user: Option<String>,
+    /// The host reference (`None`: not given).
     pub host: Option<String>,
 }
 
@@ -86,7 +89,9 @@ pub struct RawResult {
     pub exit_code: i32,
     /// The signal that killed the process, if one did.
     pub signal: Option<i32>,
+    /// The stdout captured (see [`RunContext::capture_limit`]).
     pub stdout: String,
+    /// The stderr captured (see [`RunContext::capture_limit`]).
     pub stderr: String,
     /// More stdout than [`RunContext::capture_limit`] was written; the rest
     /// was read and dropped.
@@ -98,6 +103,7 @@ pub struct RawResult {
     /// The output file was larger than the executor reads; `output` holds
     /// its beginning only.
     pub output_truncated: bool,
+    /// How long the command ran (wall clock).
     pub duration: Duration,
 }
 
@@ -113,16 +119,29 @@ pub enum ExecError {
     BadCall(String),
     /// The hook's deadline passed; the process group was killed.
     #[error("the hook's deadline passed while the command ran; its process group was killed")]
-    Deadline { stdout: String, stderr: String },
+    Deadline {
+        /// The stdout captured before it was killed.
+        stdout: String,
+        /// The stderr captured before it was killed.
+        stderr: String,
+    },
     /// The call was cancelled ([`RunContext::cancel`]); its process group
     /// was killed.
     #[error("the call was cancelled; its process group was killed")]
-    Cancelled { stdout: String, stderr: String },
+    Cancelled {
+        /// The stdout captured before it was killed.
+        stdout: String,
+        /// The stderr captured before it was killed.
+        stderr: String,
+    },
     /// The command's output file grew past the limit; it was killed.
     #[error("the command wrote more than {limit} bytes to $DLPX_OUTPUT_FILE and was stopped")]
     OutputTooLarge {
+        /// The output file limit ([`RunContext::output_limit`]), in bytes.
         limit: u64,
+        /// The stdout captured before it was stopped.
         stdout: String,
+        /// The stderr captured before it was stopped.
         stderr: String,
     },
 }
@@ -131,6 +150,12 @@ pub enum ExecError {
 /// ([`executors::local::LocalExecutor`]) and scripted responses for tests
 /// ([`executors::scripted::ScriptedExecutor`]).
 pub trait Executor: Send + Sync {
+    /// Run `call` under `ctx` (deadline, cancel, limits) and report what it
+    /// saw; a non-zero exit is an `Ok` [`RawResult`], not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`ExecError`] when the call could not run or was stopped.
     fn execute(&self, call: &RunCall, ctx: &RunContext) -> Result<RawResult, ExecError>;
 }
 
@@ -138,33 +163,55 @@ pub trait Executor: Send + Sync {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RunFailure {
     #[error("{0}")]
+    /// The call table is malformed, or cannot be carried out as written; names
+    /// the call.
     BadCall(String),
     #[error("{message}")]
+    /// The command exited non-zero or was killed by a signal.
     Exit {
+        /// The exit status (`128 + n` for signal `n`).
         exit_code: i32,
+        /// The captured stdout.
         stdout: String,
+        /// The captured stderr.
         stderr: String,
+        /// Names the call, its status and the end of stderr (or stdout).
         message: String,
     },
     #[error("{0}")]
+    /// The output file is not what the call's `outputSchema` asks for (not one
+    /// JSON document, invalid, too large).
     BadOutput(String),
     #[error("{0}")]
+    /// The environment, user or program cannot be used; says what to do.
     Unavailable(String),
     /// The hook's deadline passed during the call: the hook is stopped as a
     /// time limit, not given a Lua error.
     #[error("the hook's deadline passed during {function}")]
-    Deadline { function: String },
+    Deadline {
+        /// The call's label ([`call_label`]), e.g. `RunBash (resource
+        /// status.sh)`.
+        function: String,
+    },
     /// The call was cancelled: the hook is stopped as cancelled.
     #[error("{function} was cancelled")]
-    Cancelled { function: String },
+    Cancelled {
+        /// The call's label ([`call_label`]), e.g. `RunBash (resource
+        /// status.sh)`.
+        function: String,
+    },
 }
 
 /// One Run call as the transcript records it (`--transcript`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TranscriptEntry {
+    /// The Run function's name (`RunBash`, ...).
     pub function: String,
+    /// The target environment reference, as the call gave it.
     pub environment: Option<String>,
+    /// The target user reference, as the call gave it.
     pub user: Option<String>,
+    /// The target host reference, as the call gave it.
     pub host: Option<String>,
     /// The resource whose text is the command, when it is one.
     pub resource: Option<String>,
@@ -174,8 +221,12 @@ pub struct TranscriptEntry {
     #[serde(rename = "exitCode")]
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "String::is_empty")]
+    /// The captured stdout (empty when the call did not run; left out of the
+    /// JSON when empty).
     pub stdout: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    /// The captured stderr (empty when the call did not run; left out of the
+    /// JSON when empty).
     pub stderr: String,
     /// Some of stdout was dropped (past the call's capture limit or the
     /// hook's transcript budget).
@@ -185,6 +236,7 @@ pub struct TranscriptEntry {
     #[serde(rename = "stderrTruncated", skip_serializing_if = "std::ops::Not::not")]
     pub stderr_truncated: bool,
     #[serde(rename = "durationMs")]
+    /// How long the call took, in milliseconds (0 when it did not run).
     pub duration_ms: u64,
 }
 

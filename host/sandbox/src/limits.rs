@@ -38,7 +38,7 @@ pub struct Limits {
     /// rest is cut, with a note.
     pub max_message_bytes: u32,
     /// Largest Run call table (its JSON text); a larger one is a Lua error
-    /// in the hook. At most [`MAX_CALL_BYTES`].
+    /// in the hook. At most `MAX_CALL_BYTES` (64 MiB).
     pub max_call_bytes: u32,
 }
 
@@ -49,7 +49,7 @@ pub const MAX_CALL_BYTES: u32 = 64 << 20;
 impl Limits {
     /// Check the limits make sense: every size at least 1 (a limit of 0 is
     /// never "unlimited"), a deadline above zero, the call table within
-    /// [`MAX_CALL_BYTES`]. The message names the setting and what to do.
+    /// `MAX_CALL_BYTES` (64 MiB). The message names the setting and what to do.
     pub fn check(&self) -> Result<(), String> {
         if self.timeout.is_zero() {
             return Err("the hook's timeout is 0; give it some time (e.g. 30s)".into());

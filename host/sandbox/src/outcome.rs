@@ -2,8 +2,8 @@
 //! the engine's faults and the CLI's JSON.
 //!
 //! The guest's `hook-error`, a trap, a limit, a cancellation and a failed
-//! return check all become an [`Outcome`] here ([`from_guest`],
-//! [`from_trap`]), and nowhere else; the hook, engine and CLI layers carry it
+//! return check all become an [`Outcome`] here (`from_guest`,
+//! `from_trap`), and nowhere else; the hook, engine and CLI layers carry it
 //! unchanged. Its JSON ([`Outcome::json_fields`]) is the shape `eval
 //! --json`, `run-hook --json` and stored faults have always had.
 //!
@@ -11,7 +11,7 @@
 //! hook's run produces (its log, its Run calls' transcript, its error
 //! messages and tracebacks, the failed call's output) leaves the sandbox
 //! through [`HookOutcome::finish`], which replaces every secret by
-//! [`MASK`](lunabox_toolkit::text::MASK). The returned value is data and
+//! [`MASK`]. The returned value is data and
 //! stays as it is; [`HookOutcome::value_for_display`] masks a copy of it
 //! for printing or storing where people read it.
 

@@ -7,13 +7,16 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// A problem that must be fixed: fails `validate` and `build`.
     Error,
+    /// Worth a look, but the toolkit still validates and builds.
     Warning,
 }
 
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
+    /// How bad it is.
     pub severity: Severity,
     /// A short stable name of the rule (`linked-type`, `lua-syntax`, ...).
     pub rule: &'static str,
@@ -94,6 +97,7 @@ impl fmt::Display for Diagnostic {
 /// All problems found in a toolkit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Every problem found, in the order found.
     pub diagnostics: Vec<Diagnostic>,
 }
 

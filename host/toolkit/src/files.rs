@@ -42,7 +42,10 @@ pub const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file; read it at `target` (itself, or where its link points).
-    File { target: PathBuf },
+    File {
+        /// The path to read, relative to the toolkit's directory.
+        target: PathBuf,
+    },
     /// A folder.
     Dir,
     /// Not part of the toolkit; says why and what to do.
@@ -52,9 +55,11 @@ pub enum Kind {
 /// One entry of a listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// The entry's file name (one path component).
     pub name: String,
     /// Path relative to the toolkit's directory.
     pub rel: PathBuf,
+    /// What it is: a file to read, a folder, or refused (and why).
     pub kind: Kind,
 }
 
@@ -70,18 +75,25 @@ impl Listed {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read the file ({0}); check its permissions")]
+    /// The file could not be opened or read (the OS error's text).
     Io(String),
     #[error("{0}")]
+    /// The file is not one a toolkit may hold (a symlink swapped in, not a
+    /// regular file, ...); says why.
     Refused(String),
     #[error("the file is larger than {MAX_FILE_BYTES} bytes; a toolkit file must be smaller")]
+    /// The file is larger than [`MAX_FILE_BYTES`].
     TooLarge,
     #[error(
         "the toolkit's files together are larger than {MAX_TOTAL_BYTES} bytes; make the toolkit smaller"
     )]
+    /// Reading it would take the toolkit's files past [`MAX_TOTAL_BYTES`]
+    /// together.
     TotalTooLarge,
     #[error(
         "the file is not UTF-8 text; toolkit scripts, resources and messages must be text (convert it, e.g. with iconv)"
     )]
+    /// The file is not valid UTF-8.
     NotUtf8,
 }
 

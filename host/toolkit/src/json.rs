@@ -43,8 +43,11 @@ pub enum JsonError {
     /// Not JSON (serde_json's message, with line and column).
     #[error("{message}")]
     Syntax {
+        /// serde_json's message.
         message: String,
+        /// The line of the error (1-based).
         line: usize,
+        /// The column of the error (1-based).
         column: usize,
     },
     /// Nested deeper than [`MAX_DEPTH`].

@@ -5,7 +5,7 @@
 //!   [`HookGroup`]) and the catalog of what each hook sees and returns
 //!   ([`hook`]).
 //! - Toolkits: the in-memory model ([`model`]), loading a directory or a
-//!   built JSON file ([`load`], reading files only through [`files`], which
+//!   built JSON file ([`load`](mod@load), reading files only through [`files`], which
 //!   decides what a toolkit's files are), validation ([`validate`], reporting
 //!   [`Diagnostic`]s), the built form ([`build`]) and scaffolding ([`scaffold`]).
 //! - Bounded data: JSON nesting ([`json`]) and JSON Schema checks that always

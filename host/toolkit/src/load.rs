@@ -30,6 +30,7 @@ pub enum Form {
 /// Where a loaded toolkit came from.
 #[derive(Debug, Clone)]
 pub struct Origin {
+    /// A directory or a built file.
     pub form: Form,
     /// The directory or the built file.
     pub path: PathBuf,
@@ -95,7 +96,9 @@ pub fn pointer_escape(token: &str) -> String {
 /// A loaded toolkit with its origin and what loading noticed.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The toolkit.
     pub toolkit: Toolkit,
+    /// Where it was loaded from, and which hooks were filled in.
     pub origin: Origin,
     /// Problems found while reading (stray or misplaced files, unreadable
     /// resources, both staged/ and direct/, ...).
@@ -108,28 +111,55 @@ pub enum LoadError {
     #[error(
         "{path}: no such file or directory; give a toolkit directory (with main.json) or a built toolkit .json file"
     )]
-    NotFound { path: PathBuf },
+    /// The path does not exist.
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
     #[error(
         "{dir}: no main.json; a toolkit directory needs its manifest (run `lunabox init NAME --staged` to start one)"
     )]
-    NoManifest { dir: PathBuf },
+    /// A directory without `main.json` (or where `main.json` is a folder).
+    NoManifest {
+        /// The toolkit directory.
+        dir: PathBuf,
+    },
     #[error("{path}: cannot read it ({source}); check its permissions")]
+    /// The path or the toolkit directory could not be read.
     Io {
+        /// The path given.
         path: PathBuf,
         #[source]
+        /// The OS error.
         source: std::io::Error,
     },
     #[error("{file}:{line}:{column}: not valid JSON ({message}); fix the syntax and try again")]
+    /// `main.json` or the built file is not valid JSON.
     Json {
+        /// The file.
         file: PathBuf,
+        /// The line of the error (1-based).
         line: usize,
+        /// The column of the error (1-based).
         column: usize,
+        /// serde_json's message.
         message: String,
     },
     #[error("{file}: the document must be a JSON object (the toolkit manifest)")]
-    NotObject { file: PathBuf },
+    /// The document is JSON but not an object.
+    NotObject {
+        /// The file.
+        file: PathBuf,
+    },
     #[error("{path}: {why}")]
-    Refused { path: PathBuf, why: String },
+    /// The file cannot be used: refused by the file rules, too large, not
+    /// UTF-8, or JSON nested too deep.
+    Refused {
+        /// The file refused.
+        path: PathBuf,
+        /// Why, and what to do.
+        why: String,
+    },
 }
 
 impl LoadError {

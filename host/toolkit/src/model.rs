@@ -2,7 +2,7 @@
 //! the hook scripts by [`HookId`], the resources and the messages.
 //!
 //! A [`Toolkit`] is the same value whether it was loaded from a directory or
-//! from its built JSON form (see [`super::load`]); where it came from lives
+//! from its built JSON form (see [`super::load`](mod@super::load)); where it came from lives
 //! in [`super::load::Origin`], not here.
 
 use std::collections::BTreeMap;
@@ -76,7 +76,9 @@ impl fmt::Display for HookGroup {
 /// `upgrade/upgradeSnapshot` (the `X.Y` folder is left out).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HookId {
+    /// The hook's kind (its folder).
     pub group: HookGroup,
+    /// The hook's name within its kind (`resync`).
     pub name: String,
 }
 
@@ -168,8 +170,11 @@ impl LinkedKind {
 /// `{"type": "APIVersion", "major": 1, "minor": 7, "micro": 0}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ApiVersion {
+    /// The major version (`1` in `1.7.0`).
     pub major: u32,
+    /// The minor version (`7` in `1.7.0`).
     pub minor: u32,
+    /// The micro version (`0` in `1.7.0`).
     pub micro: u32,
 }
 

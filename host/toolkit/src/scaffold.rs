@@ -17,13 +17,23 @@ use super::validate::name_problem;
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     #[error("`{name}` cannot be a toolkit name: {problem}; pick another (e.g. `my-db`)")]
-    BadName { name: String, problem: String },
+    /// The name is not a valid toolkit name.
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     #[error("{0} already exists; remove it or pick another --dir / NAME")]
+    /// The directory to create already exists.
     Exists(PathBuf),
     #[error("cannot write {path}: {source}; check the directory's permissions")]
+    /// A folder or file could not be written.
     Io {
+        /// The folder or file.
         path: PathBuf,
         #[source]
+        /// The OS error.
         source: std::io::Error,
     },
 }

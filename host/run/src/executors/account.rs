@@ -14,16 +14,22 @@ use crate::ExecError;
 /// A local account (from the passwd database).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// The login name.
     pub name: String,
+    /// The numeric user id.
     pub uid: u32,
+    /// The primary group id.
     pub gid: u32,
+    /// The home directory (where commands run from).
     pub home: PathBuf,
+    /// The login shell.
     pub shell: PathBuf,
 }
 
 /// Who a command runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
+    /// The account the command runs as.
     pub account: Account,
     /// `Some(supplementary groups)` when the child must switch to
     /// `account` (lunabox is root and `account` is another user).

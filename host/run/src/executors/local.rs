@@ -10,7 +10,7 @@
 //!   with the script in a private file (`expect -c` reports Tcl errors with
 //!   exit status 0, so a file it is). `RunPowerShell`:
 //!   `pwsh -NoProfile -NonInteractive -Command SCRIPT` when `pwsh` is
-//!   installed. `RunSync`: `rsync`, see [`super::sync`]. A script too long
+//!   installed. `RunSync`: `rsync` (the private `sync` module). A script too long
 //!   for one argument (128 KiB) is also passed as a file. Where a program
 //!   lives is looked up once per executor; a cached path that no longer
 //!   starts is looked up again.

@@ -34,8 +34,11 @@ pub struct ResponsesError {
 /// What a matching entry answers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Response {
+    /// The exit code reported.
     pub exit_code: i32,
+    /// The stdout reported.
     pub stdout: String,
+    /// The stderr reported.
     pub stderr: String,
     /// The output file's bytes (empty when no `output` was given).
     pub output: Vec<u8>,
@@ -44,11 +47,19 @@ pub struct Response {
 /// Which calls an entry answers; `None` fields match anything.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Match {
+    /// Only calls of this Run function.
     pub function: Option<RunFunction>,
+    /// Only calls whose command is the text of this resource (its path in the
+    /// toolkit).
     pub resource: Option<String>,
+    /// Only calls whose command (or `RunSync` source directory) contains this
+    /// text.
     pub command_contains: Option<String>,
+    /// Only calls with this target environment.
     pub environment: Option<String>,
+    /// Only calls with this target user.
     pub user: Option<String>,
+    /// Only calls with this target host.
     pub host: Option<String>,
 }
 

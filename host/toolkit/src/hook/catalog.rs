@@ -93,11 +93,16 @@ pub enum UpgradeTarget {
 /// One entry of the catalog.
 #[derive(Debug, Clone, Copy)]
 pub struct HookSpec {
+    /// The hook's kind (its folder: `staged`, `discovery`, ...).
     pub group: HookGroup,
+    /// The hook's name within its kind (`resync`, `repositoryDiscovery`, ...).
     pub name: &'static str,
+    /// Whether a toolkit must write it, may leave it out, or gets a default
+    /// script.
     pub presence: Presence,
     /// The globals it sees.
     pub globals: &'static [Global],
+    /// What its script must return.
     pub returns: Returns,
     /// One line on when it runs.
     pub summary: &'static str,

@@ -17,7 +17,11 @@ use crate::{HookGroup, Toolkit};
 /// The globals (except `resources`, which the sandbox serves itself) and
 /// the secrets among the parameters.
 pub struct Globals {
+    /// The globals by name (`parameters`, `config`, `source`, `snapshotJson`,
+    /// ...).
     pub map: Map<String, Value>,
+    /// The values of the parameters' `format: "password"` properties, as text
+    /// (to mask in output).
     pub secrets: Vec<String>,
 }
 

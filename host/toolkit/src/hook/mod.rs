@@ -47,16 +47,23 @@ pub enum SetupError {
     /// Not a hook of any kind.
     #[error("`{hook}` is not a hook; hooks of {group}/ are: {known}")]
     UnknownHook {
+        /// The hook asked for, as written (`staged/nosuch`).
         hook: String,
+        /// Its kind.
         group: HookGroup,
+        /// The hooks of that kind, comma-separated.
         known: String,
     },
     /// A hook the toolkit does not have (an optional hook it did not write,
     /// or a hook of a kind it is not).
     #[error("toolkit `{toolkit}` has no {hook} hook{why}")]
     NotInToolkit {
+        /// The toolkit's name (`?` when it has none).
         toolkit: String,
+        /// The hook asked for.
         hook: String,
+        /// Why it is missing, with a leading space and in parentheses (or
+        /// empty).
         why: String,
     },
     /// A part of the context the hook sees is missing.
@@ -64,17 +71,29 @@ pub enum SetupError {
         "{hook} needs `{part}` ({hint}); give it in the context (e.g. --context FILE.json with a \"{part}\" key)"
     )]
     MissingContext {
+        /// The hook that needs it.
         hook: String,
+        /// The global missing (`config`, `repository`, `source`, ...).
         part: &'static str,
+        /// What the value looks like, e.g. `{"environment", "environmentUser",
+        /// "host"}`.
         hint: &'static str,
     },
     /// A part of the context has the wrong shape.
     #[error("context `{part}` {message}")]
-    BadContext { part: &'static str, message: String },
+    BadContext {
+        /// The global concerned (`config`, `source`, ...).
+        part: &'static str,
+        /// What is wrong with it and what it should look like.
+        message: String,
+    },
     /// The parameters fail the toolkit's schema (after defaults).
     #[error("the parameters do not match {schema}: {}; fix them (e.g. --param NAME=VALUE)", problems.join("; "))]
     InvalidParameters {
+        /// Which schema (`linkedSourceDefinition.parameters` or
+        /// `virtualSourceDefinition.parameters`).
         schema: &'static str,
+        /// Each violation, as text.
         problems: Vec<String>,
     },
 }

@@ -102,27 +102,53 @@ impl Budget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     #[error("the schema has more than {nodes} JSON values; split or simplify it")]
-    TooLarge { nodes: usize },
+    /// The schema has more than [`MAX_NODES`] JSON values.
+    TooLarge {
+        /// The limit exceeded ([`MAX_NODES`]).
+        nodes: usize,
+    },
     #[error(
         "the schema is nested more than {depth} levels deep; flatten it (use `definitions` and `$ref`)"
     )]
-    TooDeep { depth: usize },
+    /// The schema is nested deeper than [`crate::json::MAX_DEPTH`].
+    TooDeep {
+        /// The limit exceeded ([`crate::json::MAX_DEPTH`]).
+        depth: usize,
+    },
     #[error("{pointer}: {message}")]
-    Unsupported { pointer: String, message: String },
+    /// The schema uses something lunabox does not support (e.g. an `id` that
+    /// changes the base URI).
+    Unsupported {
+        /// A JSON pointer to the part of the schema concerned.
+        pointer: String,
+        /// What is not supported and what to do instead.
+        message: String,
+    },
     #[error(
         "subschemas refer to each other without descending into the value ({}), so checking any value would never end; break the loop",
         path.join(" -> ")
     )]
-    Loop { path: Vec<String> },
+    /// Subschemas refer to each other without descending into the value, so a
+    /// check would never end.
+    Loop {
+        /// The subschemas of the loop, in order, ending where it started.
+        path: Vec<String>,
+    },
     #[error(
         "a value {depth} levels down could be checked {visits} times (more than {max}): branches of \
          anyOf/oneOf/allOf (or `$ref`s) that lead back into the same subschema multiply at every level \
          (look at {pointer}); merge the branches or make them apply to different values",
         max = MAX_VISITS
     )]
+    /// Same-value branches (`anyOf`/`oneOf`/`allOf`, `$ref`) multiply: one
+    /// value could be checked more than [`MAX_VISITS`] times.
     Multiplies {
+        /// How many times a value could be checked.
         visits: u64,
+        /// How many levels down that value is (0: the top).
         depth: usize,
+        /// The subschema with the most visits among those that branch: where to
+        /// look first.
         pointer: String,
     },
     /// jsonschema refused it (not a valid draft-04 schema).
