@@ -5,7 +5,9 @@
 //! [`recovery`]; the operations live in their modules:
 //! [`environments`], [`toolkits`] (install, upgrade), [`link`],
 //! [`snapsync`], [`staging`] (enable, disable, status, worker),
-//! [`retention`] (policy, snapshot removal and export), [`daemon`].
+//! [`retention`] (policy, snapshot removal and export), [`provision`]
+//! (virtual copies: [`vdbs`]), [`daemon`]. Snapshots and VDBs are made by
+//! the state's [`storage`] driver.
 //! Everything a hook does is recorded as a [`jobs`] step; failures become
 //! [`faults`].
 
@@ -30,7 +32,10 @@ pub mod snapsync;
 pub mod space;
 pub mod staging;
 pub mod state;
+pub mod storage;
 pub mod toolkits;
+pub mod vdbs;
+pub mod provision;
 
 pub use error::{EngineError, Result};
 
@@ -48,10 +53,20 @@ use state::State;
 /// default (`--lock-timeout`).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How to open a state directory.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The storage driver asked for (`--storage-driver`); `None` detects it
+    /// on a new state and takes the recorded one on an existing state.
+    pub storage_driver: Option<storage::DriverKind>,
+}
+
 /// An open state directory.
 pub struct Engine {
     paths: StatePaths,
     state: State,
+    storage: storage::Choice,
+    driver: storage::Driver,
     runtime: OnceLock<Arc<Runtime>>,
     recovered: recovery::Report,
     /// Hook deadlines set by the running command (`--timeout`).
@@ -67,6 +82,11 @@ impl Engine {
 
     /// Open the state directory at `paths`.
     pub fn open_at(paths: StatePaths) -> Result<Engine> {
+        Engine::open_with(paths, &OpenOptions::default())
+    }
+
+    /// Open the state directory at `paths` with `opts`.
+    pub fn open_with(paths: StatePaths, opts: &OpenOptions) -> Result<Engine> {
         paths.create()?;
         let root = paths.root().to_path_buf();
         let mut state = match State::open(&paths.db()) {
@@ -88,9 +108,16 @@ impl Engine {
         };
         let recovered = recovery::recover(&paths, &mut state)?;
         space::ensure_reserve(&root);
+        let storage = storage::resolve(&state, &paths.storage_root(), opts.storage_driver)?;
+        let driver = storage::driver(storage.driver);
+        if let Err(e) = driver.prepare_dir(&paths.storage_root()) {
+            tracing::debug!(error = %e, "cannot prepare the storage directory");
+        }
         Ok(Engine {
             paths,
             state,
+            storage,
+            driver,
             runtime: OnceLock::new(),
             recovered,
             hook_timeouts: deadlines::HookTimeouts::none(),
@@ -108,6 +135,8 @@ impl Engine {
         Ok(Engine {
             paths: self.paths.clone(),
             state,
+            storage: self.storage.clone(),
+            driver: self.driver.clone(),
             runtime,
             recovered: recovery::Report::default(),
             hook_timeouts: self.hook_timeouts.clone(),
@@ -117,6 +146,17 @@ impl Engine {
     /// The state directory layout.
     pub fn paths(&self) -> &StatePaths {
         &self.paths
+    }
+
+    /// The storage driver of this state, and why it was chosen.
+    pub fn storage(&self) -> &storage::Choice {
+        &self.storage
+    }
+
+    /// The snapshot store of dSource (or VDB) `name`, with this state's
+    /// storage driver.
+    pub fn store(&self, name: &str) -> snapshots::SnapshotStore {
+        snapshots::SnapshotStore::with_driver(&self.paths.dsource_storage(name), self.driver.clone())
     }
 
     /// The state database.

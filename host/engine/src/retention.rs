@@ -17,7 +17,8 @@ use super::dsources;
 use super::error::{EngineError, Result};
 use super::jobs;
 use super::progress::Progress;
-use super::snapshots::{ExportStats, SnapshotStore};
+use super::snapshots::ExportStats;
+use super::vdbs;
 
 /// Delete the oldest snapshots of `name` beyond its `keep` policy (caller
 /// holds the lock). Returns the ids removed.
@@ -27,13 +28,30 @@ pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result
         return Ok(Vec::new());
     };
     let rows = catalog::list(engine.state(), name)?;
-    let excess = rows.len().saturating_sub(keep as usize);
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let mut excess = rows.len().saturating_sub(keep as usize);
+    let store = engine.store(name);
     let mut removed = Vec::new();
-    for r in rows.into_iter().take(excess) {
+    let mut kept = Vec::new();
+    for r in rows {
+        if excess == 0 {
+            break;
+        }
+        // A snapshot VDBs were provisioned from stays (and counts).
+        let users = vdbs::of_snapshot(engine.state(), name, r.id)?;
+        if !users.is_empty() {
+            kept.push(format!("{} (VDB {})", r.id, users.join(", ")));
+            continue;
+        }
         catalog::delete(engine.state(), name, r.id)?;
         store.remove(r.id)?;
         removed.push(r.id);
+        excess -= 1;
+    }
+    if !kept.is_empty() && excess > 0 {
+        progress.note(&format!(
+            "retention (keep {keep}): kept snapshot(s) {} that VDBs were provisioned from",
+            kept.join(", ")
+        ));
     }
     if !removed.is_empty() {
         progress.note(&format!(
@@ -129,10 +147,18 @@ pub fn remove(
 ) -> Result<Removed> {
     let _lock = engine.lock(name, "snapshot rm", lock_timeout, progress)?;
     catalog::get(engine.state(), name, id)?;
+    let users = vdbs::of_snapshot(engine.state(), name, id)?;
+    if !users.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "snapshot {id} of `{name}` cannot be removed: VDB(s) {} were provisioned from it; \
+             `lunabox vdb refresh VDB` moves a VDB to a newer snapshot, `lunabox vdb rm VDB` removes it",
+            users.join(", ")
+        )));
+    }
     let job = jobs::start(engine.state(), "snapshot-rm", Some(name))?;
     jobs::set_detail(engine.state(), job, &serde_json::json!({"snapshot": id}))?;
     catalog::delete(engine.state(), name, id)?;
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let store = engine.store(name);
     match store.remove(id) {
         Ok(()) => jobs::finish(engine.state(), job, true, None, Some(id))?,
         Err(e) => {
@@ -204,6 +230,6 @@ pub fn export(
     // Held so that retention or `snapshot rm` cannot delete it midway.
     let _lock = engine.lock(name, "snapshot export", lock_timeout, progress)?;
     catalog::get(engine.state(), name, id)?;
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let store = engine.store(name);
     Ok(store.export(id, dest)?)
 }

@@ -119,6 +119,49 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE dsources ADD COLUMN timeouts TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 3: settings of the state (the storage driver), virtual copies
+    // (VDBs), and snapshots that belong to a dSource or a VDB (one name
+    // space: the snapshots table loses its reference to dsources).
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE vdbs (
+        name             TEXT PRIMARY KEY,
+        guid             TEXT NOT NULL UNIQUE,
+        dsource          TEXT NOT NULL REFERENCES dsources(name),
+        snapshot         INTEGER NOT NULL,
+        toolkit          TEXT NOT NULL,
+        toolkit_version  TEXT NOT NULL,
+        environment      TEXT NOT NULL REFERENCES environments(name),
+        environment_user TEXT NOT NULL,
+        parameters       TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        data_directory   TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        next_snapshot    INTEGER NOT NULL DEFAULT 1,
+        last_status      TEXT,
+        last_status_ms   INTEGER,
+        created_ms       INTEGER NOT NULL,
+        refreshed_ms     INTEGER,
+        timeouts         TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX vdbs_by_snapshot ON vdbs (dsource, snapshot);
+    CREATE TABLE snapshots_v3 (
+        dsource         TEXT NOT NULL,
+        id              INTEGER NOT NULL,
+        job_id          INTEGER,
+        created_ms      INTEGER NOT NULL,
+        toolkit_version TEXT NOT NULL,
+        metadata        TEXT NOT NULL,
+        stats           TEXT NOT NULL,
+        PRIMARY KEY (dsource, id)
+    );
+    INSERT INTO snapshots_v3 SELECT dsource, id, job_id, created_ms, toolkit_version, metadata, stats FROM snapshots;
+    DROP TABLE snapshots;
+    ALTER TABLE snapshots_v3 RENAME TO snapshots;
+    "#,
 ];
 
 /// The schema version this build writes.
