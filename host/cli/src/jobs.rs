@@ -18,7 +18,12 @@ use lunabox_engine::{Engine, faults};
 /// Open the state directory of `ctx` (running startup recovery, whose
 /// findings go to stderr).
 pub(super) fn open_engine(ctx: &Context) -> anyhow::Result<Engine> {
-    let engine = Engine::open(ctx.state.as_deref()).context("cannot open the lunabox state")?;
+    let paths = lunabox_engine::paths::StatePaths::resolve(ctx.state.as_deref())
+        .context("cannot open the lunabox state")?;
+    let opts = lunabox_engine::OpenOptions {
+        storage_driver: ctx.storage_driver,
+    };
+    let engine = Engine::open_with(paths, &opts).context("cannot open the lunabox state")?;
     for line in engine.recovered().lines() {
         say_err!("{line}");
     }
@@ -201,7 +206,9 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(n) = &a.name {
+    if let Some(n) = &a.name
+        && lunabox_engine::vdbs::get_opt(engine.state(), n)?.is_none()
+    {
         lunabox_engine::dsources::get(engine.state(), n)?;
     }
     let list = faults::list(engine.state(), a.name.as_deref(), a.all)?;
