@@ -206,12 +206,15 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let list = faults::list(engine.state(), a.name.as_deref(), a.all)?;
+    // A name with faults (a dSource, a VDB, or one whose provisioning
+    // failed) shows them; an unknown one says so.
     if let Some(n) = &a.name
-        && lunabox_engine::vdbs::get_opt(engine.state(), n)?.is_none()
+        && list.is_empty()
+        && lunabox_engine::vdbs::name_taken(engine.state(), n)?.is_none()
     {
         lunabox_engine::dsources::get(engine.state(), n)?;
     }
-    let list = faults::list(engine.state(), a.name.as_deref(), a.all)?;
     if a.json {
         print_json(&list)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,4 +1,5 @@
-//! Snapshot lifecycle after commit: the retention policy (`--keep N`), the
+//! Snapshot lifecycle after commit: the retention policy (`--keep N`: the
+//! newest N, and any older one a VDB was provisioned from), the
 //! SnapSync schedule (`--sync-every`), removing one snapshot and exporting
 //! one as an independent copy.
 //!
@@ -28,15 +29,13 @@ pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result
         return Ok(Vec::new());
     };
     let rows = catalog::list(engine.state(), name)?;
-    let mut excess = rows.len().saturating_sub(keep as usize);
+    let excess = rows.len().saturating_sub(keep as usize);
     let store = engine.store(name);
     let mut removed = Vec::new();
     let mut kept = Vec::new();
-    for r in rows {
-        if excess == 0 {
-            break;
-        }
-        // A snapshot VDBs were provisioned from stays (and counts).
+    // The newest `keep` stay; of the older ones, those VDBs were
+    // provisioned from stay too.
+    for r in rows.into_iter().take(excess) {
         let users = vdbs::of_snapshot(engine.state(), name, r.id)?;
         if !users.is_empty() {
             kept.push(format!("{} (VDB {})", r.id, users.join(", ")));
@@ -45,9 +44,8 @@ pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result
         catalog::delete(engine.state(), name, r.id)?;
         store.remove(r.id)?;
         removed.push(r.id);
-        excess -= 1;
     }
-    if !kept.is_empty() && excess > 0 {
+    if !kept.is_empty() {
         progress.note(&format!(
             "retention (keep {keep}): kept snapshot(s) {} that VDBs were provisioned from",
             kept.join(", ")
