@@ -55,7 +55,10 @@ fn provision_start_stop_status_refresh_and_rm_run_the_virtual_hooks() {
     assert_eq!(v["config"]["name"], "dev1");
     assert_eq!(v["config"]["port"], 7001);
     let data = lab.storage("dev1").join("data");
-    assert_eq!(std::fs::read_to_string(data.join("a.txt")).unwrap(), "alpha\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
     // configure saw the snapshot's metadata as snapshotJson.
     let seen: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join(".configured-from")).unwrap())
@@ -63,7 +66,10 @@ fn provision_start_stop_status_refresh_and_rm_run_the_virtual_hooks() {
     assert_eq!(seen["generation"], 1);
 
     let (_, s) = lab.json(&["vdb", "status", "dev1"]);
-    assert_eq!((s["status"].as_str(), s["statusFrom"].as_str()), (Some("ACTIVE"), Some("hook")));
+    assert_eq!(
+        (s["status"].as_str(), s["statusFrom"].as_str()),
+        (Some("ACTIVE"), Some("hook"))
+    );
     lab.ok(&["vdb", "stop", "dev1"]);
     let (_, s) = lab.json(&["vdb", "status", "dev1"]);
     assert_eq!(s["status"], "INACTIVE");
@@ -95,8 +101,14 @@ fn provision_start_stop_status_refresh_and_rm_run_the_virtual_hooks() {
         ])
     );
     assert_eq!(vdb(&lab, "dev1")["snapshot"], 2);
-    assert_eq!(std::fs::read_to_string(data.join("a.txt")).unwrap(), "alpha\n");
-    assert_eq!(std::fs::read_to_string(data.join("c.txt")).unwrap(), "gamma\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("c.txt")).unwrap(),
+        "gamma\n"
+    );
 
     lab.ok(&["vdb", "rm", "dev1"]);
     assert_eq!(vdb(&lab, "dev1"), Value::Null);
@@ -104,8 +116,17 @@ fn provision_start_stop_status_refresh_and_rm_run_the_virtual_hooks() {
     assert_eq!(
         vran(&lab),
         [
-            "configure", "start", "status", "stop", "start", "stop", "unconfigure", "configure",
-            "start", "stop", "unconfigure"
+            "configure",
+            "start",
+            "status",
+            "stop",
+            "start",
+            "stop",
+            "unconfigure",
+            "configure",
+            "start",
+            "stop",
+            "unconfigure"
         ]
         .iter()
         .map(|h| format!("dev1:{h}"))
@@ -124,7 +145,10 @@ fn a_failed_configure_leaves_no_vdb_and_a_failed_start_leaves_it_stopped() {
     assert!(!lab.storage("dev1").exists());
     let (_, f) = lab.json(&["faults", "dev1"]);
     assert!(
-        f.as_array().unwrap().iter().any(|f| f["hook"] == "virtual/configure"),
+        f.as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["hook"] == "virtual/configure"),
         "{f:#}"
     );
     std::fs::remove_file(lab.ctl().join("v-configure")).unwrap();
@@ -180,7 +204,11 @@ fn vdb_snapshots_run_the_virtual_snapshot_hooks() {
     assert!(ok, "{r:#}");
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("preSnapshot", "ok"), ("snapshot", "ok"), ("postSnapshot", "ok")])
+        pairs(&[
+            ("preSnapshot", "ok"),
+            ("snapshot", "ok"),
+            ("postSnapshot", "ok")
+        ])
     );
     let (_, list) = lab.json(&["snapshots", "dev1"]);
     assert_eq!(list[0]["metadata"]["label"], "vdb-dev1");
@@ -191,7 +219,11 @@ fn vdb_snapshots_run_the_virtual_snapshot_hooks() {
     assert!(!ok);
     assert_eq!(
         steps(&r["job"]),
-        pairs(&[("preSnapshot", "failed"), ("snapshot", "skipped"), ("postSnapshot", "ok")])
+        pairs(&[
+            ("preSnapshot", "failed"),
+            ("snapshot", "skipped"),
+            ("postSnapshot", "ok")
+        ])
     );
     assert_eq!(lab.snapshot_ids("dev1"), vec![1]);
     // Removing the VDB removes its snapshots.
@@ -203,21 +235,58 @@ fn vdb_snapshots_run_the_virtual_snapshot_hooks() {
 fn dsources_and_vdbs_share_names_and_bad_requests_are_refused() {
     let lab = Lab::new();
     lab.linked_efix("db1");
-    let o = lab.run(&["provision", "db1", "--from", "db1", "--environment", "local"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("dSource"), "{}", show(&o));
-    let o = lab.run(&["provision", "dev1", "--from", "db1@9", "--environment", "local"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no snapshot 9"), "{}", show(&o));
     let o = lab.run(&[
-        "provision", "dev1", "--from", "db1", "--environment", "local", "--param", "nope=1",
+        "provision",
+        "db1",
+        "--from",
+        "db1",
+        "--environment",
+        "local",
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("dSource"),
+        "{}",
+        show(&o)
+    );
+    let o = lab.run(&[
+        "provision",
+        "dev1",
+        "--from",
+        "db1@9",
+        "--environment",
+        "local",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no snapshot 9"),
+        "{}",
+        show(&o)
+    );
+    let o = lab.run(&[
+        "provision",
+        "dev1",
+        "--from",
+        "db1",
+        "--environment",
+        "local",
+        "--param",
+        "nope=1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nope"),
+        "{}",
+        show(&o)
+    );
     assert!(provision(&lab, "dev1", "db1", &[]).0);
     let o = lab.link("dev1", "efix", &[]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("VDB"), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("VDB"),
+        "{}",
+        show(&o)
+    );
     // The environment a VDB runs on cannot be removed.
     let o = lab.run(&["env", "rm", "local"]);
     assert!(!o.status.success());

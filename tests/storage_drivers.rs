@@ -33,7 +33,10 @@ fn mib(b: u64) -> f64 {
 }
 
 fn sha(p: &Path) -> String {
-    let o = std::process::Command::new("sha256sum").arg(p).output().unwrap();
+    let o = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout)
         .split_whitespace()
         .next()
@@ -76,11 +79,23 @@ fn database_case(fs: &LoopFs, driver: &str) {
     let total = (FILES * FILE_SIZE) as u64;
 
     if driver == "btrfs" {
-        assert_eq!(std::fs::metadata(&live).unwrap().ino(), 256, "live data is a subvolume");
+        assert_eq!(
+            std::fs::metadata(&live).unwrap().ino(),
+            256,
+            "live data is a subvolume"
+        );
         let snap1 = lab.snapshot_files("db1", 1);
-        assert_eq!(std::fs::metadata(&snap1).unwrap().ino(), 256, "snapshot is a subvolume");
+        assert_eq!(
+            std::fs::metadata(&snap1).unwrap().ino(),
+            256,
+            "snapshot is a subvolume"
+        );
         let err = std::fs::write(snap1.join("new"), "x").unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "snapshot is read-only");
+        assert_eq!(
+            err.raw_os_error(),
+            Some(libc::EROFS),
+            "snapshot is read-only"
+        );
     } else {
         // The CoW extent size hint: one block, inherited by the live files.
         let o = std::process::Command::new("xfs_io")
@@ -147,8 +162,14 @@ fn database_case(fs: &LoopFs, driver: &str) {
     );
     // Shared blocks are never reported as the snapshot's own.
     assert!(x2 < total / 100, "snapshot 2 exclusive {x2}");
-    assert!(s2 + x2 >= total * 9 / 10, "snapshot 2 references its data: {s2}");
-    assert!(x1 <= total * 3 / 100, "snapshot 1 holds at most 3% exclusively: {x1}");
+    assert!(
+        s2 + x2 >= total * 9 / 10,
+        "snapshot 2 references its data: {s2}"
+    );
+    assert!(
+        x1 <= total * 3 / 100,
+        "snapshot 1 holds at most 3% exclusively: {x1}"
+    );
     assert!(
         round_bytes as f64 <= 0.03 * cp_bytes as f64,
         "the round cost {round_bytes} bytes, over 3% of the copy's {cp_bytes}"
@@ -157,12 +178,23 @@ fn database_case(fs: &LoopFs, driver: &str) {
     // A VDB from snapshot 1: a cheap, writable, independent clone.
     let want = sha(&lab.snapshot_files("db1", 1).join("f0.dat"));
     let t = Instant::now();
-    let (ok, p) = lab.json(&["provision", "dev1", "--from", "db1@1", "--environment", "local"]);
+    let (ok, p) = lab.json(&[
+        "provision",
+        "dev1",
+        "--from",
+        "db1@1",
+        "--environment",
+        "local",
+    ]);
     let prov_ms = t.elapsed().as_secs_f64() * 1000.0;
     assert!(ok, "provision failed: {p:#}");
     let clone_ms = p["clone"]["elapsedMs"].as_f64().unwrap();
     let vdata = lab.storage("dev1").join("data");
-    assert_eq!(sha(&vdata.join("f0.dat")), want, "the VDB holds snapshot 1's data");
+    assert_eq!(
+        sha(&vdata.join("f0.dat")),
+        want,
+        "the VDB holds snapshot 1's data"
+    );
     let (_, vl) = lab.json(&["vdb", "list"]);
     let vu = &vl[0]["usage"];
     println!(
@@ -181,7 +213,11 @@ fn database_case(fs: &LoopFs, driver: &str) {
     // Snapshots with VDBs stay; the others (subvolumes too) can go.
     let o = lab.run(&["snapshot", "rm", "db1", "1"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("dev1"), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("dev1"),
+        "{}",
+        show(&o)
+    );
     lab.ok(&["snapshot", "rm", "db1", "2"]);
     assert!(!lab.storage("db1").join("snapshots/2").exists());
     lab.ok(&["vdb", "rm", "dev1"]);

@@ -99,7 +99,10 @@ pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
         .map(|l| {
             let (r, s) = (&l.row, &l.row.stats);
             let space = |f: fn(&lunabox_engine::storage::Usage) -> u64| {
-                l.usage.as_ref().map(|u| human_bytes(f(u))).unwrap_or_else(|| "-".into())
+                l.usage
+                    .as_ref()
+                    .map(|u| human_bytes(f(u)))
+                    .unwrap_or_else(|| "-".into())
             };
             vec![
                 r.id.to_string(),
@@ -111,15 +114,28 @@ pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
                 space(|u| u.exclusive_bytes),
                 space(|u| u.shared_bytes),
                 human(Duration::from_millis(s["elapsedMs"].as_u64().unwrap_or(0))),
-                if l.vdbs.is_empty() { "-".into() } else { l.vdbs.join(",") },
+                if l.vdbs.is_empty() {
+                    "-".into()
+                } else {
+                    l.vdbs.join(",")
+                },
                 r.metadata.to_string(),
             ]
         })
         .collect();
     print_table(
         &[
-            "ID", "CREATED", "JOB", "TOOLKIT", "FILES", "SIZE", "EXCLUSIVE", "SHARED", "TOOK",
-            "VDBS", "METADATA",
+            "ID",
+            "CREATED",
+            "JOB",
+            "TOOLKIT",
+            "FILES",
+            "SIZE",
+            "EXCLUSIVE",
+            "SHARED",
+            "TOOK",
+            "VDBS",
+            "METADATA",
         ],
         &table,
     );

@@ -87,7 +87,9 @@ pub enum Command {
     Stop(NameArgs),
     /// Move a VDB to another snapshot of its dSource: stop, unconfigure,
     /// clone the snapshot, configure, start. Its changes are discarded.
-    #[command(after_help = "Example:\n  lunabox vdb refresh dev1            # to the dSource's newest snapshot")]
+    #[command(
+        after_help = "Example:\n  lunabox vdb refresh dev1            # to the dSource's newest snapshot"
+    )]
     Refresh {
         #[command(flatten)]
         args: NameArgs,
@@ -196,7 +198,11 @@ pub fn run(ctx: &Context, c: Command) -> anyhow::Result<ExitCode> {
                     let v = &l.vdb;
                     vec![
                         v["name"].as_str().unwrap_or_default().to_string(),
-                        format!("{}@{}", v["dsource"].as_str().unwrap_or_default(), v["snapshot"]),
+                        format!(
+                            "{}@{}",
+                            v["dsource"].as_str().unwrap_or_default(),
+                            v["snapshot"]
+                        ),
                         v["environment"].as_str().unwrap_or_default().to_string(),
                         v["state"].as_str().unwrap_or_default().to_string(),
                         v["lastStatus"].as_str().unwrap_or("-").to_string(),
@@ -211,7 +217,16 @@ pub fn run(ctx: &Context, c: Command) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             print_table(
-                &["VDB", "FROM", "ENVIRONMENT", "STATE", "STATUS", "OWN", "SHARED", "CREATED"],
+                &[
+                    "VDB",
+                    "FROM",
+                    "ENVIRONMENT",
+                    "STATE",
+                    "STATUS",
+                    "OWN",
+                    "SHARED",
+                    "CREATED",
+                ],
                 &rows,
             );
             Ok(ExitCode::SUCCESS)

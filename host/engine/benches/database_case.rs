@@ -237,7 +237,17 @@ pub fn report(figs: &[Figures], rounds: usize) {
     );
     println!(
         "{:<18} {:>10} {:>10} {:>12} {:>7} {:>11} {:>11} {:>7} {:>12} {:>12} {:>9}",
-        "driver (fs)", "snapshot", "cp -a", "cp -a+sync", "time%", "round new", "cp new", "space%", "prev excl", "prev shared", "VDB"
+        "driver (fs)",
+        "snapshot",
+        "cp -a",
+        "cp -a+sync",
+        "time%",
+        "round new",
+        "cp new",
+        "space%",
+        "prev excl",
+        "prev shared",
+        "VDB"
     );
     for f in figs {
         println!(

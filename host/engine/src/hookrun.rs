@@ -142,7 +142,11 @@ impl<'a> HookRunner<'a> {
 
     /// Run hook `name` of the subject's group with its parameters.
     pub fn run(&self, name: &str, progress: Option<&dyn Progress>) -> Result<StepResult> {
-        self.run_hook(self.hook_id(name), self.subject.parameters.clone(), progress)
+        self.run_hook(
+            self.hook_id(name),
+            self.subject.parameters.clone(),
+            progress,
+        )
     }
 
     /// Run `hook` with `parameters` (upgrade scripts get other parameters

@@ -25,6 +25,7 @@ pub mod link;
 pub mod locks;
 pub mod paths;
 pub mod progress;
+pub mod provision;
 pub mod recovery;
 pub mod retention;
 pub mod snapshots;
@@ -35,7 +36,6 @@ pub mod state;
 pub mod storage;
 pub mod toolkits;
 pub mod vdbs;
-pub mod provision;
 
 pub use error::{EngineError, Result};
 
@@ -156,7 +156,10 @@ impl Engine {
     /// The snapshot store of dSource (or VDB) `name`, with this state's
     /// storage driver.
     pub fn store(&self, name: &str) -> snapshots::SnapshotStore {
-        snapshots::SnapshotStore::with_driver(&self.paths.dsource_storage(name), self.driver.clone())
+        snapshots::SnapshotStore::with_driver(
+            &self.paths.dsource_storage(name),
+            self.driver.clone(),
+        )
     }
 
     /// The state database.

@@ -167,12 +167,7 @@ pub fn toolkit_for(engine: &Engine, ds: &DSource) -> Result<Toolkit> {
 /// The subject of `v`'s virtual hooks: its parameters and source, the
 /// dSource's repository, and `config` (the dSource's source config for
 /// configure, the VDB's own after).
-fn subject(
-    v: &Vdb,
-    ds: &DSource,
-    config: Value,
-    snapshot_json: Option<String>,
-) -> HookSubject {
+fn subject(v: &Vdb, ds: &DSource, config: Value, snapshot_json: Option<String>) -> HookSubject {
     HookSubject {
         name: v.name.clone(),
         group: HookGroup::Virtual,
@@ -212,7 +207,8 @@ fn hook(
     stages: &mut Stages<'_>,
 ) -> Result<StepResult> {
     stages.start(name);
-    let r = HookRunner::for_subject(engine, sub.clone(), tk, job)?.run(name, Some(stages.progress))?;
+    let r =
+        HookRunner::for_subject(engine, sub.clone(), tk, job)?.run(name, Some(stages.progress))?;
     stages.progress.stage_done(
         if r.ok { Outcome::Ok } else { Outcome::Failed },
         r.elapsed,
@@ -342,7 +338,15 @@ pub fn provision(
         total: 3,
     };
     let live = store.live_dir();
-    let cloned = match clone_step(engine, &req.name, &ds.name, snap.id, &live, job, &mut stages)? {
+    let cloned = match clone_step(
+        engine,
+        &req.name,
+        &ds.name,
+        snap.id,
+        &live,
+        job,
+        &mut stages,
+    )? {
         Ok(st) => st,
         Err(msg) => {
             let _ = force_remove(&storage);
@@ -481,15 +485,20 @@ pub fn set_running(
     let ok = if run {
         start_step(engine, &v, &ds, &tk, job, &mut stages)?
     } else {
-        let r = hook(engine, &subject(&v, &ds, v.config.clone(), None), &tk, job, "stop", &mut stages)?;
+        let r = hook(
+            engine,
+            &subject(&v, &ds, v.config.clone(), None),
+            &tk,
+            job,
+            "stop",
+            &mut stages,
+        )?;
         if r.ok {
             vdbs::set_state(engine.state(), name, VdbState::Stopped)?;
         }
         r.ok
     };
-    let msg = (!ok).then(|| {
-        format!("{op} failed; `lunabox faults {name}` shows why")
-    });
+    let msg = (!ok).then(|| format!("{op} failed; `lunabox faults {name}` shows why"));
     jobs::finish(engine.state(), job, ok, msg.as_deref(), None)?;
     report(engine, name, job, None, Some(&tk))
 }
@@ -594,9 +603,7 @@ pub fn refresh(
     let mut stages = Stages {
         progress,
         done: 0,
-        total: 3
-            + usize::from(configured)
-            + usize::from(v.state == VdbState::Running),
+        total: 3 + usize::from(configured) + usize::from(v.state == VdbState::Running),
     };
     let storage = engine.paths().dsource_storage(name);
     let fresh = storage.join(REFRESH_DIR);
@@ -617,7 +624,10 @@ pub fn refresh(
     if v.state == VdbState::Running {
         let r = hook(engine, &own, &tk, job, "stop", &mut stages)?;
         if !r.ok {
-            return fail(engine, format!("stop failed; VDB `{name}` is unchanged and still running"));
+            return fail(
+                engine,
+                format!("stop failed; VDB `{name}` is unchanged and still running"),
+            );
         }
         vdbs::set_state(engine.state(), name, VdbState::Stopped)?;
     }
@@ -626,7 +636,9 @@ pub fn refresh(
         if !r.ok {
             return fail(
                 engine,
-                format!("unconfigure failed; VDB `{name}` keeps its data, stopped (`lunabox vdb start {name}` brings it back)"),
+                format!(
+                    "unconfigure failed; VDB `{name}` keeps its data, stopped (`lunabox vdb start {name}` brings it back)"
+                ),
             );
         }
     }
@@ -643,7 +655,13 @@ pub fn refresh(
         std::fs::File::open(&storage)?.sync_all()
     })();
     if let Err(e) = swapped {
-        return fail(engine, format!("cannot put the new clone in place at `{}`: {e}", live.display()));
+        return fail(
+            engine,
+            format!(
+                "cannot put the new clone in place at `{}`: {e}",
+                live.display()
+            ),
+        );
     }
     vdbs::set_snapshot(engine.state(), name, snap.id, now_ms())?;
     let _ = force_remove(&old);
@@ -669,7 +687,10 @@ pub fn refresh(
     let v = vdbs::get(engine.state(), name)?;
     let ok = start_step(engine, &v, &ds, &tk, job, &mut stages)?;
     let msg = (!ok).then(|| {
-        format!("VDB `{name}` was refreshed to snapshot {} but start failed; it stays stopped", snap.id)
+        format!(
+            "VDB `{name}` was refreshed to snapshot {} but start failed; it stays stopped",
+            snap.id
+        )
     });
     jobs::finish(engine.state(), job, ok, msg.as_deref(), Some(snap.id))?;
     report(engine, name, job, Some(cloned), Some(&tk))
@@ -720,9 +741,11 @@ pub fn remove(
                 }
             }
         }
-        Err(e) if !force => return Err(EngineError::Toolkit(format!(
-            "{e}; `lunabox vdb rm {name} --force` removes the VDB without running its hooks"
-        ))),
+        Err(e) if !force => {
+            return Err(EngineError::Toolkit(format!(
+                "{e}; `lunabox vdb rm {name} --force` removes the VDB without running its hooks"
+            )));
+        }
         Err(_) => {}
     }
     stages.start("remove");
@@ -738,7 +761,15 @@ pub fn remove(
     }
     vdbs::delete(engine.state_mut(), name)?;
     stages.progress.stage_done(Outcome::Ok, t0.elapsed(), None);
-    record_step(engine, job, "remove", Outcome::Ok, t0.elapsed(), None, Value::Null)?;
+    record_step(
+        engine,
+        job,
+        "remove",
+        Outcome::Ok,
+        t0.elapsed(),
+        None,
+        Value::Null,
+    )?;
     jobs::finish(engine.state(), job, true, None, None)?;
     Ok(VdbReport {
         vdb: None,
@@ -804,7 +835,15 @@ pub fn snapshot(
                 stages
                     .progress
                     .stage_done(Outcome::Failed, t0.elapsed(), Some(&msg));
-                record_step(engine, job, "snapshot", Outcome::Failed, t0.elapsed(), Some(msg.clone()), Value::Null)?;
+                record_step(
+                    engine,
+                    job,
+                    "snapshot",
+                    Outcome::Failed,
+                    t0.elapsed(),
+                    Some(msg.clone()),
+                    Value::Null,
+                )?;
                 faults::post(
                     engine.state(),
                     &NewFault {
@@ -824,7 +863,15 @@ pub fn snapshot(
         stages
             .progress
             .stage_done(Outcome::Skipped, Duration::ZERO, Some("preSnapshot failed"));
-        record_step(engine, job, "snapshot", Outcome::Skipped, Duration::ZERO, Some("preSnapshot failed".into()), Value::Null)?;
+        record_step(
+            engine,
+            job,
+            "snapshot",
+            Outcome::Skipped,
+            Duration::ZERO,
+            Some("preSnapshot failed".into()),
+            Value::Null,
+        )?;
         None
     };
     let post = hook(engine, &own, &tk, job, "postSnapshot", &mut stages)?;

@@ -1263,7 +1263,8 @@ impl SnapshotStore {
             ..Default::default()
         };
         let line = |w: &mut BufWriter<File>, v: &dyn erased::Line| {
-            v.write(w).map_err(ioe("write the manifest", &manifest_path))
+            v.write(w)
+                .map_err(ioe("write the manifest", &manifest_path))
         };
         line(
             &mut w,
@@ -1277,11 +1278,17 @@ impl SnapshotStore {
         let root = rustix::fs::openat(&tmp_fd, FILES, DIR, Mode::empty())
             .map_err(ioe("read the snapshot", &out))?;
         let st = rustix::fs::fstat(&root).map_err(ioe("read the snapshot", &out))?;
-        describe(Path::new(""), root, &st, &mut |e: &Entry| line(&mut w, e), &mut stats)
-            .map_err(|e| match e {
-                DescribeError::Io(rel, err) => ioe("read the snapshot", &out.join(rel))(err),
-                DescribeError::Snapshot(e) => e,
-            })?;
+        describe(
+            Path::new(""),
+            root,
+            &st,
+            &mut |e: &Entry| line(&mut w, e),
+            &mut stats,
+        )
+        .map_err(|e| match e {
+            DescribeError::Io(rel, err) => ioe("read the snapshot", &out.join(rel))(err),
+            DescribeError::Snapshot(e) => e,
+        })?;
         let mf = w
             .into_inner()
             .map_err(|e| ioe("write the manifest", &manifest_path)(e.into_error()))?;
@@ -1565,7 +1572,7 @@ impl SnapshotStore {
                             (e.atime_ns, e.mtime_ns),
                             ids,
                         )
-                            .map_err(ioe("copy", &src_path))?;
+                        .map_err(ioe("copy", &src_path))?;
                         if st.st_nlink > 1 {
                             seen.insert(key, rel.clone());
                         }

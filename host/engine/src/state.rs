@@ -330,6 +330,48 @@ mod tests {
     }
 
     #[test]
+    fn version_2_snapshots_survive_migration_3() {
+        // A state written by the previous schema, with a dSource and a
+        // snapshot: migration 3 rebuilds the snapshots table without its
+        // reference to dsources (VDBs have snapshots too).
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO environments VALUES ('local', 'local', 'localhost', 'me', 1);
+                 INSERT INTO dsources (name, guid, toolkit, toolkit_version, kind, environment,
+                   environment_user, staging_environment, staging_user, config, repository,
+                   parameters, data_directory, enabled, needs_resync, created_ms)
+                   VALUES ('db1', 'g', 't', '1', 'staged', 'local', 'me', 'local', 'me', '{}', '{}', '{}', '/d', 1, 0, 1);
+                 INSERT INTO snapshots VALUES ('db1', 1, NULL, 5, '1', '{\"a\":1}', '{}');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let s = State::open(&db).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let (id, meta): (i64, String) = s
+            .conn()
+            .query_row(
+                "SELECT id, metadata FROM snapshots WHERE dsource = 'db1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((id, meta.as_str()), (1, r#"{"a":1}"#));
+        // A VDB's snapshot needs no dSource row.
+        s.conn()
+            .execute(
+                "INSERT INTO snapshots VALUES ('dev1', 1, NULL, 6, '1', '{}', '{}')",
+                [],
+            )
+            .unwrap();
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state.db");

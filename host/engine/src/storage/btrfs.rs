@@ -34,7 +34,14 @@ const DIR: OFlags = OFlags::RDONLY
 
 fn split(path: &Path) -> io::Result<(&Path, &OsStr)> {
     match (path.parent(), path.file_name()) {
-        (Some(p), Some(n)) => Ok((if p.as_os_str().is_empty() { Path::new(".") } else { p }, n)),
+        (Some(p), Some(n)) => Ok((
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            },
+            n,
+        )),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("`{}` names no directory", path.display()),
@@ -59,10 +66,7 @@ impl StorageDriver for BtrfsDriver {
                 }
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!(
-                        "`{}` exists and is not a btrfs subvolume",
-                        path.display()
-                    ),
+                    format!("`{}` exists and is not a btrfs subvolume", path.display()),
                 ));
             }
             Err(rustix::io::Errno::NOENT) => {}

@@ -235,7 +235,8 @@ pub fn check(dir: &Path, kind: DriverKind) -> Result<Choice> {
             if fs != "btrfs" {
                 return Err(refuse("only btrfs has subvolumes".into()));
             }
-            btrfs::probe(dir).map_err(|e| refuse(format!("subvolumes cannot be used there ({e})")))?;
+            btrfs::probe(dir)
+                .map_err(|e| refuse(format!("subvolumes cannot be used there ({e})")))?;
         }
         DriverKind::Reflink => {
             probe_reflink(dir).map_err(|e| refuse(format!("it cannot clone files ({e})")))?;
@@ -292,7 +293,11 @@ fn record(state: &State, choice: &Choice, replace: bool) -> Result<()> {
 /// The driver of the state: the recorded one; on a new state the one
 /// `requested` (`None`: detected), then recorded. Asking for another
 /// driver than the recorded one is refused once the state holds data.
-pub fn resolve(state: &State, storage_root: &Path, requested: Option<DriverKind>) -> Result<Choice> {
+pub fn resolve(
+    state: &State,
+    storage_root: &Path,
+    requested: Option<DriverKind>,
+) -> Result<Choice> {
     let have = recorded(state)?;
     match (have, requested) {
         (Some(c), None) => Ok(c),
@@ -338,8 +343,16 @@ mod tests {
     #[test]
     fn driver_names_parse() {
         assert_eq!("btrfs".parse::<DriverKind>().unwrap(), DriverKind::Btrfs);
-        assert_eq!("Reflink".parse::<DriverKind>().unwrap(), DriverKind::Reflink);
-        assert!("zfs".parse::<DriverKind>().unwrap_err().contains("btrfs, reflink, copy"));
+        assert_eq!(
+            "Reflink".parse::<DriverKind>().unwrap(),
+            DriverKind::Reflink
+        );
+        assert!(
+            "zfs"
+                .parse::<DriverKind>()
+                .unwrap_err()
+                .contains("btrfs, reflink, copy")
+        );
     }
 
     #[test]

@@ -275,7 +275,11 @@ pub fn btrfs_snapshot(
         unused: [0; 4],
         name: name_bytes(name)?,
     };
-    ioctl_ptr(parent, BTRFS_IOC_SNAP_CREATE_V2, &mut args as *mut VolArgsV2)
+    ioctl_ptr(
+        parent,
+        BTRFS_IOC_SNAP_CREATE_V2,
+        &mut args as *mut VolArgsV2,
+    )
 }
 
 /// Delete the subvolume `name` of the directory `parent` (root, or a

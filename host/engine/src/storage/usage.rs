@@ -195,6 +195,9 @@ mod tests {
         // are at least the data written.
         assert!(u.exclusive_bytes >= 64 << 10, "{u:?}");
         assert!(u.shared_bytes >= 32 << 10, "{u:?}");
-        assert_eq!(measure(&d.path().join("missing")).unwrap(), Usage::default());
+        assert_eq!(
+            measure(&d.path().join("missing")).unwrap(),
+            Usage::default()
+        );
     }
 }
