@@ -218,11 +218,26 @@ fn database_case(fs: &LoopFs, driver: &str) {
         "{}",
         show(&o)
     );
-    lab.ok(&["snapshot", "rm", "db1", "2"]);
-    assert!(!lab.storage("db1").join("snapshots/2").exists());
+    // Refresh to snapshot 2: a new clone swapped in, the old one deleted
+    // (a subvolume on btrfs: deleting one at the top of a removal once
+    // failed with EBADF and left it behind).
+    let (ok, r) = lab.json(&["vdb", "refresh", "dev1", "--to", "2"]);
+    assert!(ok, "refresh failed: {r:#}");
+    for debris in [".refresh-old", ".refresh-data"] {
+        assert!(
+            !lab.storage("dev1").join(debris).exists(),
+            "{debris} left behind"
+        );
+    }
+    assert_eq!(
+        sha(&vdata.join("f0.dat")),
+        sha(&lab.snapshot_files("db1", 2).join("f0.dat"))
+    );
+    lab.ok(&["snapshot", "rm", "db1", "1"]);
+    assert!(!lab.storage("db1").join("snapshots/1").exists());
     lab.ok(&["vdb", "rm", "dev1"]);
     assert!(!lab.storage("dev1").exists());
-    lab.ok(&["snapshot", "rm", "db1", "1"]);
+    lab.ok(&["snapshot", "rm", "db1", "2"]);
     assert_eq!(lab.snapshot_dirs("db1"), Vec::<String>::new());
 }
 

@@ -157,13 +157,15 @@ pub fn run(base: &Path, total: u64, file_size: u64, rounds: usize, image: u64) -
     for (fs, kind) in [("btrfs", DriverKind::Btrfs), ("xfs", DriverKind::Reflink)] {
         // The test helper refuses images over 1 GiB; the bench makes its own
         // when asked for more.
-        let mounted = if image_mib <= 1024 {
+        type Guard = Box<dyn std::any::Any>;
+        let mounted: Option<(PathBuf, Guard)> = if image_mib <= 1024 {
             LoopFs::new("snapshots bench", fs, image_mib)
+                .map(|m| (m.mnt.clone(), Box::new(m) as Guard))
         } else {
-            big_loop(fs, image_mib)
+            big_loop(fs, image_mib).map(|m| (m.mnt.clone(), Box::new(m) as Guard))
         };
         match mounted {
-            Some(m) => out.push(case(kind, &m.mnt, total, file_size, rounds)),
+            Some((mnt, _guard)) => out.push(case(kind, &mnt, total, file_size, rounds)),
             None => eprintln!("*** {kind} driver left out: no {fs} filesystem ***"),
         }
     }

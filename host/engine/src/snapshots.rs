@@ -534,9 +534,15 @@ pub fn force_remove(path: &Path) -> io::Result<()> {
     } else {
         parent
     };
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    // Readable, not `O_PATH`: the btrfs ioctl that deletes a subvolume
+    // needs a real descriptor of its parent.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let at = match rustix::fs::openat(CWD, parent, flags, Mode::empty()) {
         Ok(fd) => fd,
+        Err(Errno::ACCESS) => {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            rustix::fs::openat(CWD, parent, flags, Mode::empty())?
+        }
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
@@ -1788,6 +1794,16 @@ mod tests {
                 .to_string()
                 .contains("not empty")
         );
+    }
+
+    #[test]
+    fn force_remove_removes_a_live_tree() {
+        let (_d, s) = store();
+        write(&s.live_dir().join("f0.dat"), "x");
+        write(&s.live_dir().join("sub/f1.dat"), "y");
+        force_remove(&s.live_dir()).unwrap();
+        assert!(!s.live_dir().exists());
+        force_remove(&s.live_dir()).unwrap();
     }
 
     #[test]

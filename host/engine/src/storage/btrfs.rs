@@ -121,7 +121,7 @@ pub fn remove_subvolume(
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOTEMPTY)
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOTEMPTY) | Some(libc::EBADF)
             ) => {}
         Err(e) => return Err(e),
     }
