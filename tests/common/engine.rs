@@ -37,7 +37,15 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
+        Lab::with_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// A lab under `base` (e.g. a loop-mounted filesystem).
+    pub fn in_dir(base: &Path) -> Lab {
+        Lab::with_dir(tempfile::tempdir_in(base).unwrap())
+    }
+
+    fn with_dir(dir: tempfile::TempDir) -> Lab {
         for d in ["src", "ctl"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }

@@ -11,11 +11,11 @@ use super::Context;
 use super::jobs::{duration_arg, job_exit, open_engine, print_job, print_json, print_table};
 use lunabox_engine::link::{self, LinkRequest};
 use lunabox_engine::progress::{Stderr, human};
-use lunabox_engine::snapsync::{self, SyncOptions, human_bytes};
+use lunabox_engine::snapsync::{self, SyncOptions};
 use lunabox_engine::state::format_ms;
 use lunabox_engine::{retention, staging, toolkits};
 
-fn read_json_file(path: &Path, what: &str) -> anyhow::Result<Value> {
+pub(super) fn read_json_file(path: &Path, what: &str) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} file `{}`", path.display()))?;
     lunabox_toolkit::json::parse(&text).with_context(|| {
@@ -234,14 +234,13 @@ fn summarize(
 ) {
     match snapshot {
         Some(s) => {
-            let stats = &s.stats;
+            let stats: lunabox_engine::snapshots::SnapshotStats =
+                serde_json::from_value(s.stats.clone()).unwrap_or_default();
             say!(
-                "snapshot {} of `{name}` taken (job {}): {} files, {} new, {} shared with the previous snapshot",
+                "snapshot {} of `{name}` taken (job {}): {}",
                 s.id,
                 job.id,
-                stats["files"],
-                human_bytes(stats["copiedBytes"].as_u64().unwrap_or(0)),
-                stats["linkedFiles"]
+                snapsync::snapshot_note(&stats)
             );
         }
         None if job.state == lunabox_engine::jobs::JobState::Succeeded => {

@@ -33,6 +33,9 @@ pub(super) fn open_engine(ctx: &Context) -> anyhow::Result<Engine> {
     if let Some(dir) = &ctx.state {
         builder = builder.state_dir(dir);
     }
+    if let Some(driver) = ctx.storage_driver {
+        builder = builder.storage_driver(driver);
+    }
     let engine = builder.open().context("cannot open the lunabox state")?;
     for line in engine.recovered().lines() {
         say_err!("{line}");
@@ -216,10 +219,15 @@ pub fn faults(ctx: &Context, a: FaultsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(n) = &a.name {
+    let list = faults::list(engine.state(), a.name.as_deref(), a.all)?;
+    // A name with faults (a dSource, a VDB, or one whose provisioning
+    // failed) shows them; an unknown one says so.
+    if let Some(n) = &a.name
+        && list.is_empty()
+        && lunabox_engine::vdbs::name_taken(engine.state(), n)?.is_none()
+    {
         lunabox_engine::dsources::get(engine.state(), n)?;
     }
-    let list = faults::list(engine.state(), a.name.as_deref(), a.all)?;
     if a.json {
         print_json(&list)?;
         return Ok(ExitCode::SUCCESS);

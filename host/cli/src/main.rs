@@ -32,8 +32,10 @@ mod limits;
 mod run_hook;
 mod signals;
 mod snapshots;
+mod storage;
 mod toolkit;
 mod validate;
+mod vdb;
 
 /// Exit status for a usage error (bad flag, unreadable input file).
 pub const EXIT_USAGE: u8 = 2;
@@ -60,6 +62,19 @@ struct Cli {
     /// Engine commands: the linear memory each hook may use (e.g. 256MiB).
     #[arg(long, global = true, value_name = "SIZE", value_parser = lunabox_toolkit::units::parse_size)]
     hook_memory: Option<u64>,
+
+    /// Storage driver of a new state directory: btrfs (subvolume
+    /// snapshots), reflink (file clones), copy, or auto (detected from the
+    /// filesystem of DIR/storage). Recorded in the state; an existing state
+    /// keeps its own. Also LUNABOX_STORAGE_DRIVER.
+    #[arg(
+        long,
+        global = true,
+        env = "LUNABOX_STORAGE_DRIVER",
+        value_name = "DRIVER",
+        value_parser = storage::driver_arg
+    )]
+    storage_driver: Option<storage::Requested>,
 
     #[command(subcommand)]
     command: Command,
@@ -100,6 +115,14 @@ enum Command {
     /// Export or remove one snapshot.
     #[command(subcommand)]
     Snapshot(snapshots::Command),
+    /// Provision a VDB: a writable copy of a dSource's snapshot, brought up
+    /// by the toolkit's virtual hooks (configure, start).
+    Provision(vdb::ProvisionArgs),
+    /// List, inspect, start, stop, refresh, snapshot or remove VDBs.
+    #[command(subcommand)]
+    Vdb(vdb::Command),
+    /// Show the state's storage driver and filesystem.
+    Storage(storage::Args),
     /// List faults, or resolve one.
     Faults(jobs::FaultsArgs),
     /// List jobs (every operation is a job).
@@ -121,6 +144,7 @@ fn main() -> ExitCode {
         state: cli.state,
         max_concurrent_hooks: cli.max_concurrent_hooks,
         hook_memory: cli.hook_memory,
+        storage_driver: cli.storage_driver.and_then(|r| r.0),
     };
     let result = match cli.command {
         Command::Eval(a) => eval::run(&ctx, a),
@@ -138,6 +162,9 @@ fn main() -> ExitCode {
         Command::Policy(a) => dsource::policy(&ctx, a),
         Command::Snapshots(a) => snapshots::list(&ctx, a),
         Command::Snapshot(c) => snapshots::run(&ctx, c),
+        Command::Provision(a) => vdb::provision(&ctx, a),
+        Command::Vdb(c) => vdb::run(&ctx, c),
+        Command::Storage(a) => storage::run(&ctx, a),
         Command::Faults(a) => jobs::faults(&ctx, a),
         Command::Jobs(a) => jobs::jobs(&ctx, a),
         Command::Job(a) => jobs::job(&ctx, a),
@@ -180,4 +207,6 @@ pub struct Context {
     pub max_concurrent_hooks: u32,
     /// `--hook-memory`, if given.
     pub hook_memory: Option<u64>,
+    /// `--storage-driver` / `LUNABOX_STORAGE_DRIVER`, unless `auto`.
+    pub storage_driver: Option<lunabox_engine::storage::DriverKind>,
 }

@@ -9,7 +9,7 @@ use super::jobs::{duration_arg, open_engine, print_json, print_table};
 use lunabox_engine::progress::{Stderr, human};
 use lunabox_engine::snapsync::human_bytes;
 use lunabox_engine::state::format_ms;
-use lunabox_engine::{catalog, dsources, retention};
+use lunabox_engine::{catalog, dsources, retention, vdbs};
 
 #[derive(clap::Args)]
 #[command(after_help = "Example:\n  lunabox snapshots db1")]
@@ -55,14 +55,37 @@ pub enum Command {
     },
 }
 
+/// A snapshot as `snapshots` shows it: its row, the VDBs provisioned from
+/// it, and the space it holds now, from the filesystem.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    #[serde(flatten)]
+    row: catalog::SnapshotRow,
+    vdbs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<lunabox_engine::storage::Usage>,
+}
+
 pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
     let engine = open_engine(ctx)?;
-    dsources::get(engine.state(), &a.name)?;
-    let rows = catalog::list(engine.state(), &a.name)?;
+    if vdbs::get_opt(engine.state(), &a.name)?.is_none() {
+        dsources::get(engine.state(), &a.name)?;
+    }
+    let store = engine.store(&a.name);
+    let mut listed = Vec::new();
+    for row in catalog::list(engine.state(), &a.name)? {
+        listed.push(Listed {
+            vdbs: vdbs::of_snapshot(engine.state(), &a.name, row.id)?,
+            usage: store.usage(row.id).ok(),
+            row,
+        });
+    }
     if a.json {
-        print_json(&rows)?;
+        print_json(&listed)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let rows: Vec<_> = listed.iter().map(|l| &l.row).collect();
     if rows.is_empty() {
         say!(
             "dSource `{}` has no snapshots; `lunabox sync {}` takes one",
@@ -71,10 +94,16 @@ pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let table: Vec<Vec<String>> = rows
+    let table: Vec<Vec<String>> = listed
         .iter()
-        .map(|r| {
-            let s = &r.stats;
+        .map(|l| {
+            let (r, s) = (&l.row, &l.row.stats);
+            let space = |f: fn(&lunabox_engine::storage::Usage) -> u64| {
+                l.usage
+                    .as_ref()
+                    .map(|u| human_bytes(f(u)))
+                    .unwrap_or_else(|| "-".into())
+            };
             vec![
                 r.id.to_string(),
                 format_ms(r.created_ms),
@@ -82,17 +111,37 @@ pub fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
                 r.toolkit_version.clone(),
                 s["files"].to_string(),
                 human_bytes(s["bytes"].as_u64().unwrap_or(0)),
-                human_bytes(s["copiedBytes"].as_u64().unwrap_or(0)),
+                space(|u| u.exclusive_bytes),
+                space(|u| u.shared_bytes),
                 human(Duration::from_millis(s["elapsedMs"].as_u64().unwrap_or(0))),
+                if l.vdbs.is_empty() {
+                    "-".into()
+                } else {
+                    l.vdbs.join(",")
+                },
                 r.metadata.to_string(),
             ]
         })
         .collect();
     print_table(
         &[
-            "ID", "CREATED", "JOB", "TOOLKIT", "FILES", "SIZE", "NEW", "TOOK", "METADATA",
+            "ID",
+            "CREATED",
+            "JOB",
+            "TOOLKIT",
+            "FILES",
+            "SIZE",
+            "EXCLUSIVE",
+            "SHARED",
+            "TOOK",
+            "VDBS",
+            "METADATA",
         ],
         &table,
+    );
+    say!(
+        "EXCLUSIVE: blocks only this snapshot holds (freed when it is removed); SHARED: blocks it shares with other snapshots, VDBs or the live data ({} driver)",
+        store.driver()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ pub(crate) struct EngineConfig {
     pub(crate) hook_defaults: HookTimeouts,
     pub(crate) executors: Arc<dyn ExecutorFactory>,
     pub(crate) tenant: Option<Tenant>,
+    pub(crate) storage_driver: Option<crate::storage::DriverKind>,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +38,7 @@ impl Default for EngineConfig {
             hook_defaults: HookTimeouts::none(),
             executors: Arc::new(StandardExecutors),
             tenant: None,
+            storage_driver: None,
         }
     }
 }
@@ -146,6 +148,14 @@ impl EngineBuilder {
     /// to [`EngineBuilder::runtime`]).
     pub fn tenant(mut self, tenant: Tenant) -> EngineBuilder {
         self.config.tenant = Some(tenant);
+        self
+    }
+
+    /// Use this storage driver for a new state directory (an existing one
+    /// keeps the driver recorded in it; asking for another is an error).
+    /// Default: detected from the storage directory's filesystem.
+    pub fn storage_driver(mut self, driver: crate::storage::DriverKind) -> EngineBuilder {
+        self.config.storage_driver = Some(driver);
         self
     }
 

@@ -1,5 +1,6 @@
 //! The daemon: for every enabled dSource, the status hook periodically
-//! (`--interval`, default 30 s), the worker hook every 10 s, and scheduled
+//! (`--interval`, default 30 s; the same for every running VDB's virtual
+//! status hook), the worker hook every 10 s, and scheduled
 //! SnapSyncs (`--sync-every` / `lunabox policy`) in their own threads.
 //! It stops cleanly when asked (the caller's stop flag, set on Ctrl-C):
 //! it starts nothing new and waits for the SnapSyncs in flight.
@@ -45,6 +46,8 @@ impl Default for DaemonOptions {
 pub struct DaemonSummary {
     /// Status checks run (including those that failed).
     pub status_runs: u64,
+    /// Virtual status hooks run (running VDBs).
+    pub vdb_status_runs: u64,
     /// Worker hooks run (dSources without a worker hook do not count).
     pub worker_runs: u64,
     /// Scheduled SnapSyncs started.
@@ -193,6 +196,32 @@ pub fn run(engine: &mut Engine, opts: &DaemonOptions, stop: &AtomicBool) -> Resu
                     }
                     Ok(None) => {}
                     Err(e) => log(&format!("{}: worker could not run: {e}", ds.name)),
+                }
+            }
+        }
+        // The status of every running VDB.
+        for v in super::vdbs::list(engine.state())? {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if v.state != super::vdbs::VdbState::Running {
+                continue;
+            }
+            let key = format!("vdb:{}", v.name);
+            if due(last_status.get(&key), opts.status_interval) {
+                last_status.insert(key, Instant::now());
+                summary.vdb_status_runs += 1;
+                match super::provision::status_of(engine, &v) {
+                    Ok(s) => {
+                        if v.last_status.as_deref() != Some(&s.status) || s.status_from == "failed"
+                        {
+                            log(&format!(
+                                "VDB {}: status {} ({})",
+                                v.name, s.status, s.status_from
+                            ));
+                        }
+                    }
+                    Err(e) => log(&format!("VDB {}: status could not run: {e}", v.name)),
                 }
             }
         }

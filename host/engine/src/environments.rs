@@ -207,6 +207,21 @@ pub fn remove(state: &mut State, name: &str) -> Result<()> {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(EngineError::db("finding dSources of an environment"))?
         };
+        let vdbs: Vec<String> = {
+            let mut st = tx
+                .prepare("SELECT name FROM vdbs WHERE environment = ?1 ORDER BY name")
+                .map_err(EngineError::db("finding VDBs of an environment"))?;
+            st.query_map([name], |r| r.get(0))
+                .map_err(EngineError::db("finding VDBs of an environment"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(EngineError::db("finding VDBs of an environment"))?
+        };
+        if !vdbs.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "environment `{name}` runs VDB(s) {}; remove them first (`lunabox vdb rm NAME`)",
+                vdbs.join(", ")
+            )));
+        }
         if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "environment `{name}` is used by dSource(s) {}; it cannot be removed while they exist",

@@ -39,12 +39,68 @@ pub struct StepResult {
     pub elapsed: Duration,
 }
 
-/// Runs the hooks of one dSource for one job.
+/// What a hook runs for: a dSource, or a VDB (virtual hooks). Its
+/// context, its environments and where its data is.
+#[derive(Debug, Clone)]
+pub struct HookSubject {
+    /// The dSource's or VDB's name (jobs and faults are filed under it).
+    pub name: String,
+    /// The hooks' group: staged, direct or virtual.
+    pub group: HookGroup,
+    /// The environments its Run calls may name (the first is the default).
+    pub environments: Vec<String>,
+    /// The parameters its hooks get (`parameters`).
+    pub parameters: Value,
+    /// Its source config (`sourceConfig`/`config`).
+    pub config: Value,
+    /// Its repository (`repository`).
+    pub repository: Value,
+    /// The `source` global.
+    pub source: Value,
+    /// Its own hook deadlines (policy).
+    pub timeouts: super::deadlines::HookTimeouts,
+    /// Its live data (RunSync's target).
+    pub data_directory: PathBuf,
+    /// `snapshotJson` (virtual configure and reconfigure).
+    pub snapshot_json: Option<String>,
+}
+
+impl HookSubject {
+    /// The subject of dSource `ds`'s hooks.
+    pub fn of_dsource(engine: &Engine, ds: &DSource) -> HookSubject {
+        let mut environments = vec![if ds.kind == SourceKind::Staged {
+            ds.staging_environment.clone()
+        } else {
+            ds.environment.clone()
+        }];
+        for e in [&ds.environment, &ds.staging_environment] {
+            if !environments.contains(e) {
+                environments.push(e.clone());
+            }
+        }
+        HookSubject {
+            name: ds.name.clone(),
+            group: match ds.kind {
+                SourceKind::Staged => HookGroup::Staged,
+                SourceKind::Direct => HookGroup::Direct,
+            },
+            environments,
+            parameters: ds.parameters.clone(),
+            config: ds.config.clone(),
+            repository: ds.repository.clone(),
+            source: ds.source_global(),
+            timeouts: ds.timeouts.clone(),
+            data_directory: engine.paths().dsource_storage(&ds.name).join("data"),
+            snapshot_json: None,
+        }
+    }
+}
+
+/// Runs the hooks of one dSource (or VDB) for one job.
 pub struct HookRunner<'a> {
     engine: &'a Engine,
-    ds: &'a DSource,
+    subject: HookSubject,
     toolkit: &'a Toolkit,
-    group: HookGroup,
     executor: Arc<dyn Executor>,
     job: i64,
     limits: Limits,
@@ -58,36 +114,38 @@ impl<'a> HookRunner<'a> {
         toolkit: &'a Toolkit,
         job: i64,
     ) -> Result<Self> {
-        let mut envs = vec![environments::get(engine.state(), &ds.environment)?];
-        if ds.staging_environment != ds.environment {
-            envs.push(environments::get(engine.state(), &ds.staging_environment)?);
+        HookRunner::for_subject(engine, HookSubject::of_dsource(engine, ds), toolkit, job)
+    }
+
+    /// A runner for `subject` recording into `job`.
+    pub fn for_subject(
+        engine: &'a Engine,
+        subject: HookSubject,
+        toolkit: &'a Toolkit,
+        job: i64,
+    ) -> Result<Self> {
+        let mut envs = Vec::new();
+        for e in &subject.environments {
+            envs.push(environments::get(engine.state(), e)?);
         }
-        let default = if ds.kind == SourceKind::Staged {
-            &ds.staging_environment
-        } else {
-            &ds.environment
-        };
+        let default = subject.environments.first().cloned().unwrap_or_default();
         Ok(HookRunner {
             engine,
-            ds,
-            toolkit,
-            group: match ds.kind {
-                SourceKind::Staged => HookGroup::Staged,
-                SourceKind::Direct => HookGroup::Direct,
-            },
             executor: Arc::new(EnvironmentRouter::new(
                 &envs,
-                default,
+                &default,
                 engine.config().executors.as_ref(),
             )),
+            subject,
+            toolkit,
             job,
             limits: engine.config().limits.clone(),
         })
     }
 
-    /// The id of linked hook `name` of this dSource's kind.
+    /// The id of hook `name` of this subject's group.
     pub fn hook_id(&self, name: &str) -> HookId {
-        HookId::new(self.group, name)
+        HookId::new(self.subject.group, name)
     }
 
     /// Whether the toolkit has a non-empty script for linked hook `name`.
@@ -95,9 +153,13 @@ impl<'a> HookRunner<'a> {
         has_script(self.toolkit, &self.hook_id(name))
     }
 
-    /// Run linked hook `name` with the dSource's parameters.
+    /// Run hook `name` of the subject's group with its parameters.
     pub fn run(&self, name: &str, progress: Option<&dyn Progress>) -> Result<StepResult> {
-        self.run_hook(self.hook_id(name), self.ds.parameters.clone(), progress)
+        self.run_hook(
+            self.hook_id(name),
+            self.subject.parameters.clone(),
+            progress,
+        )
     }
 
     /// Run `hook` with `parameters` (upgrade scripts get other parameters
@@ -117,30 +179,26 @@ impl<'a> HookRunner<'a> {
                 return self.failed_setup(&hook, &step_name, started_ms, t0, e.to_string());
             }
         };
-        let data_directory: PathBuf = self
-            .engine
-            .paths()
-            .dsource_storage(&self.ds.name)
-            .join("data");
+        let data_directory: PathBuf = self.subject.data_directory.clone();
         let context = HookContext {
             parameters: Some(parameters),
-            config: Some(self.ds.config.clone()),
-            repository: Some(self.ds.repository.clone()),
-            source: Some(self.ds.source_global()),
+            config: Some(self.subject.config.clone()),
+            repository: Some(self.subject.repository.clone()),
+            source: Some(self.subject.source.clone()),
             remote: None,
-            snapshot_json: None,
+            snapshot_json: self.subject.snapshot_json.clone(),
         };
         let limits = Limits {
             timeout: self
                 .engine
                 .hook_timeouts()
                 .get(&hook)
-                .or_else(|| self.ds.timeouts.get(&hook))
+                .or_else(|| self.subject.timeouts.get(&hook))
                 .unwrap_or_else(|| self.engine.config().default_timeout(&hook)),
             ..self.limits.clone()
         };
         let span =
-            tracing::info_span!("hook", dsource = %self.ds.name, hook = %hook, job = self.job);
+            tracing::info_span!("hook", dsource = %self.subject.name, hook = %hook, job = self.job);
         let _g = span.enter();
         let request = match hooks::request(self.toolkit, &hook, &context, Some(&data_directory)) {
             Ok(r) => r.with_executor(self.executor.clone()).with_limits(limits),
@@ -194,7 +252,7 @@ impl<'a> HookRunner<'a> {
                 faults::post(
                     self.engine.state(),
                     &NewFault {
-                        dsource: Some(self.ds.name.clone()),
+                        dsource: Some(self.subject.name.clone()),
                         job_id: Some(self.job),
                         hook: Some(hook.to_string()),
                         message: format!("{hook} failed: {message}"),
@@ -240,7 +298,7 @@ impl<'a> HookRunner<'a> {
         faults::post(
             self.engine.state(),
             &NewFault {
-                dsource: Some(self.ds.name.clone()),
+                dsource: Some(self.subject.name.clone()),
                 job_id: Some(self.job),
                 hook: Some(hook.to_string()),
                 message: format!("{hook} could not run: {message}"),

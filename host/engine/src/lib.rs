@@ -7,7 +7,9 @@
 //! [`recovery`]; the operations live in their modules:
 //! [`environments`], [`toolkits`] (install, upgrade), [`link`],
 //! [`snapsync`], [`staging`] (enable, disable, status, worker),
-//! [`retention`] (policy, snapshot removal and export), [`daemon`].
+//! [`retention`] (policy, snapshot removal and export), [`provision`]
+//! (virtual copies: [`vdbs`]), [`daemon`]. Snapshots and VDBs are made by
+//! the state's [`storage`] driver.
 //! Everything a hook does is recorded as a [`jobs`] step; failures become
 //! [`faults`].
 
@@ -28,6 +30,7 @@ pub mod link;
 pub mod locks;
 pub mod paths;
 pub mod progress;
+pub mod provision;
 pub mod recovery;
 pub mod retention;
 pub mod snapshots;
@@ -35,7 +38,9 @@ pub mod snapsync;
 pub mod space;
 pub mod staging;
 pub mod state;
+pub mod storage;
 pub mod toolkits;
+pub mod vdbs;
 
 pub use builder::EngineBuilder;
 pub use error::{EngineError, Result};
@@ -58,6 +63,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Engine {
     paths: StatePaths,
     state: State,
+    storage: storage::Choice,
+    driver: storage::Driver,
     runtime: OnceLock<Arc<Runtime>>,
     recovered: recovery::Report,
     /// Hook deadlines set by the running command (`--timeout`).
@@ -103,9 +110,16 @@ impl Engine {
         };
         let recovered = recovery::recover(&paths, &mut state)?;
         space::ensure_reserve(&root);
+        let storage = storage::resolve(&state, &paths.storage_root(), config.storage_driver)?;
+        let driver = storage::driver(storage.driver);
+        if let Err(e) = driver.prepare_dir(&paths.storage_root()) {
+            tracing::debug!(error = %e, "cannot prepare the storage directory");
+        }
         Ok(Engine {
             paths,
             state,
+            storage,
+            driver,
             runtime: OnceLock::new(),
             recovered,
             hook_timeouts: deadlines::HookTimeouts::none(),
@@ -124,6 +138,8 @@ impl Engine {
         Ok(Engine {
             paths: self.paths.clone(),
             state,
+            storage: self.storage.clone(),
+            driver: self.driver.clone(),
             runtime,
             recovered: recovery::Report::default(),
             hook_timeouts: self.hook_timeouts.clone(),
@@ -134,6 +150,20 @@ impl Engine {
     /// The state directory layout.
     pub fn paths(&self) -> &StatePaths {
         &self.paths
+    }
+
+    /// The storage driver of this state, and why it was chosen.
+    pub fn storage(&self) -> &storage::Choice {
+        &self.storage
+    }
+
+    /// The snapshot store of dSource (or VDB) `name`, with this state's
+    /// storage driver.
+    pub fn store(&self, name: &str) -> snapshots::SnapshotStore {
+        snapshots::SnapshotStore::with_driver(
+            &self.paths.dsource_storage(name),
+            self.driver.clone(),
+        )
     }
 
     /// The state database.

@@ -18,7 +18,7 @@ use super::error::{EngineError, Result};
 use super::hookrun::{HookRunner, has_script};
 use super::jobs::{self, Job, Outcome};
 use super::progress::Progress;
-use super::snapshots::{SnapshotStore, force_remove};
+use super::snapshots::force_remove;
 use super::snapsync;
 use super::state::now_ms;
 use super::toolkits;
@@ -122,8 +122,13 @@ pub fn prepare_parameters(tk: &Toolkit, given: &Value) -> std::result::Result<Va
 /// Turn `--param KEY=TEXT` into a JSON value of the type the schema gives
 /// KEY (integer, number, boolean, object, array; text otherwise).
 pub fn parse_param(tk: &Toolkit, key: &str, text: &str) -> Result<Value> {
-    let ty = tk
-        .linked_parameters_schema()
+    parse_param_in(tk.linked_parameters_schema(), key, text)
+}
+
+/// [`parse_param`] against the parameters schema `schema` (linking or
+/// provisioning).
+pub fn parse_param_in(schema: Option<&Value>, key: &str, text: &str) -> Result<Value> {
+    let ty = schema
         .and_then(|s| {
             s.pointer(&format!(
                 "/properties/{}/type",
@@ -160,6 +165,12 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         return Err(EngineError::Conflict(format!(
             "a dSource named `{}` already exists; `lunabox status {}` shows it",
             req.name, req.name
+        )));
+    }
+    if super::vdbs::get_opt(engine.state(), &req.name)?.is_some() {
+        return Err(EngineError::Conflict(format!(
+            "`{}` is the name of a VDB (dSources and VDBs share names); pick another",
+            req.name
         )));
     }
     let inst = match req.toolkit.split_once('@') {
@@ -208,7 +219,7 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         prepare_parameters(&tk, &Value::Object(req.parameters.clone())).map_err(|e| {
             EngineError::Invalid(format!("{e} (toolkit `{}` {})", inst.name, inst.version))
         })?;
-    let live = SnapshotStore::new(&engine.paths().dsource_storage(&req.name)).live_dir();
+    let live = engine.store(&req.name).live_dir();
     let data_directory = match kind {
         SourceKind::Staged => live.display().to_string(),
         SourceKind::Direct => match config.get("path").and_then(Value::as_str) {
@@ -227,8 +238,11 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
     let storage = engine.paths().dsource_storage(&req.name);
     // Debris of an earlier link of this name that never created the dSource.
     force_remove(&storage).map_err(|e| EngineError::io("cannot clear old storage", &storage, e))?;
-    let store = SnapshotStore::new(&storage);
+    let store = engine.store(&req.name);
     store.create()?;
+    if engine.storage().driver == super::storage::DriverKind::Copy {
+        progress.note(&super::storage::copy_warning(&engine.storage().filesystem));
+    }
     let mut ds = DSource {
         name: req.name.clone(),
         guid: dsources::new_guid(),

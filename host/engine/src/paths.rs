@@ -7,7 +7,13 @@
 //! <state>/storage/<dsource>/data/       live data (staged: source.dataDirectory)
 //! <state>/storage/<dsource>/snapshots/<id>/         committed snapshot
 //! <state>/storage/<dsource>/snapshots/.tmp-<id>/    snapshot being built
+//! <state>/storage/<vdb>/data/           a VDB's data (a clone of a snapshot)
+//! <state>/storage/<vdb>/snapshots/...   the VDB's own snapshots
 //! ```
+//!
+//! dSources and VDBs share one name space, so each name has one storage
+//! directory and one lock file. With the btrfs driver `data/` and each
+//! snapshot's `files/` are subvolumes (see [`crate::storage`]).
 
 use std::path::{Path, PathBuf};
 

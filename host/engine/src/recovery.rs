@@ -1,6 +1,6 @@
 //! Startup recovery, run by every command before it does anything: jobs
 //! whose process died are marked failed ("interrupted"), and the storage of
-//! every dSource not busy right now loses its partial (`.tmp-*`) and orphan
+//! every dSource and VDB not busy right now loses its partial (`.tmp-*`) and orphan
 //! snapshot directories. After it, the state is as if the interrupted
 //! operations had never started, except for the failed job and its fault.
 
@@ -62,18 +62,32 @@ pub fn recover(paths: &StatePaths, state: &mut State) -> Result<Report> {
         interrupted: jobs::recover_interrupted(state)?,
         ..Default::default()
     };
-    for ds in dsources::list(state)? {
+    let names: Vec<String> = dsources::list(state)?
+        .into_iter()
+        .map(|d| d.name)
+        .chain(super::vdbs::list(state)?.into_iter().map(|v| v.name))
+        .collect();
+    for name in names {
         // A dSource being synced right now holds its lock: its .tmp
         // directory is work in progress, not debris.
-        let Some(_lock) = DsourceLock::try_acquire(&paths.lock_file(&ds.name), &ds.name)? else {
+        let Some(_lock) = DsourceLock::try_acquire(&paths.lock_file(&name), &name)? else {
             continue;
         };
-        let known: HashSet<u64> = catalog::list(state, &ds.name)?
+        let known: HashSet<u64> = catalog::list(state, &name)?
             .into_iter()
             .map(|r| r.id)
             .collect();
-        let store = SnapshotStore::new(&paths.dsource_storage(&ds.name));
+        let store = SnapshotStore::new(&paths.dsource_storage(&name));
         let r = store.recover(&known)?;
+        // An interrupted VDB refresh: its clone in the making.
+        for debris in [".refresh-data", ".refresh-old"] {
+            let p = paths.dsource_storage(&name).join(debris);
+            if std::fs::symlink_metadata(&p).is_ok() {
+                super::snapshots::force_remove(&p)
+                    .map_err(|e| super::error::EngineError::io("cannot remove", &p, e))?;
+                report.removed.push(p);
+            }
+        }
         report.removed.extend(r.partial);
         report.removed.extend(r.orphans);
     }

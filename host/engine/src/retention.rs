@@ -1,4 +1,5 @@
-//! Snapshot lifecycle after commit: the retention policy (`--keep N`), the
+//! Snapshot lifecycle after commit: the retention policy (`--keep N`: the
+//! newest N, and any older one a VDB was provisioned from), the
 //! SnapSync schedule (`--sync-every`), removing one snapshot and exporting
 //! one as an independent copy.
 //!
@@ -17,7 +18,8 @@ use super::dsources;
 use super::error::{EngineError, Result};
 use super::jobs;
 use super::progress::Progress;
-use super::snapshots::{ExportStats, SnapshotStore};
+use super::snapshots::ExportStats;
+use super::vdbs;
 
 /// Delete the oldest snapshots of `name` beyond its `keep` policy (caller
 /// holds the lock). Returns the ids removed.
@@ -28,12 +30,26 @@ pub fn apply(engine: &mut Engine, name: &str, progress: &dyn Progress) -> Result
     };
     let rows = catalog::list(engine.state(), name)?;
     let excess = rows.len().saturating_sub(keep as usize);
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let store = engine.store(name);
     let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    // The newest `keep` stay; of the older ones, those VDBs were
+    // provisioned from stay too.
     for r in rows.into_iter().take(excess) {
+        let users = vdbs::of_snapshot(engine.state(), name, r.id)?;
+        if !users.is_empty() {
+            kept.push(format!("{} (VDB {})", r.id, users.join(", ")));
+            continue;
+        }
         catalog::delete(engine.state(), name, r.id)?;
         store.remove(r.id)?;
         removed.push(r.id);
+    }
+    if !kept.is_empty() {
+        progress.note(&format!(
+            "retention (keep {keep}): kept snapshot(s) {} that VDBs were provisioned from",
+            kept.join(", ")
+        ));
     }
     if !removed.is_empty() {
         progress.note(&format!(
@@ -132,10 +148,18 @@ pub fn remove(
 ) -> Result<Removed> {
     let _lock = engine.lock(name, "snapshot rm", lock_timeout, progress)?;
     catalog::get(engine.state(), name, id)?;
+    let users = vdbs::of_snapshot(engine.state(), name, id)?;
+    if !users.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "snapshot {id} of `{name}` cannot be removed: VDB(s) {} were provisioned from it; \
+             `lunabox vdb refresh VDB` moves a VDB to a newer snapshot, `lunabox vdb rm VDB` removes it",
+            users.join(", ")
+        )));
+    }
     let job = jobs::start(engine.state(), "snapshot-rm", Some(name))?;
     jobs::set_detail(engine.state(), job, &serde_json::json!({"snapshot": id}))?;
     catalog::delete(engine.state(), name, id)?;
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let store = engine.store(name);
     match store.remove(id) {
         Ok(()) => jobs::finish(engine.state(), job, true, None, Some(id))?,
         Err(e) => {
@@ -217,6 +241,6 @@ pub fn export(
     // Held so that retention or `snapshot rm` cannot delete it midway.
     let _lock = engine.lock(name, "snapshot export", lock_timeout, progress)?;
     catalog::get(engine.state(), name, id)?;
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(name));
+    let store = engine.store(name);
     Ok(store.export(id, dest)?)
 }

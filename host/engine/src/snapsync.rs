@@ -27,7 +27,7 @@ use super::faults::{self, NewFault};
 use super::hookrun::{HookRunner, record_step};
 use super::jobs::{self, Job, Outcome};
 use super::progress::Progress;
-use super::snapshots::SnapshotStore;
+use super::snapshots::SnapshotStats;
 use super::space;
 use super::state::now_ms;
 use super::{Engine, retention, toolkits};
@@ -88,7 +88,7 @@ pub(crate) fn clean_storage(engine: &Engine, ds: &DSource) -> Result<()> {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    SnapshotStore::new(&engine.paths().dsource_storage(&ds.name)).recover(&known)?;
+    engine.store(&ds.name).recover(&known)?;
     Ok(())
 }
 
@@ -149,20 +149,15 @@ pub(crate) fn run_locked(
 
     // snapshot
     stage("snapshot");
-    let store = SnapshotStore::new(&engine.paths().dsource_storage(&ds.name));
+    let store = engine.store(&ds.name);
     let id = dsources::get(engine.state(), &ds.name)?.next_snapshot;
     let built = if pre_ok {
         let t0 = Instant::now();
         let previous = catalog::latest(engine.state(), &ds.name)?.map(|r| r.id);
         match store.build(id, previous) {
-            Ok(b) => {
-                let note = format!(
-                    "{} files, {} copied ({}), {} shared",
-                    b.stats.files,
-                    b.stats.copied_files,
-                    human_bytes(b.stats.copied_bytes),
-                    b.stats.linked_files
-                );
+            Ok(mut b) => {
+                b.stats.usage = super::provision::store_usage(&store, &b);
+                let note = snapshot_note(&b.stats);
                 progress.stage_done(Outcome::Ok, t0.elapsed(), Some(&note));
                 record_step(
                     engine,
@@ -294,6 +289,35 @@ fn skip_step(
 
 fn outcome(ok: bool) -> Outcome {
     if ok { Outcome::Ok } else { Outcome::Failed }
+}
+
+/// One line on what a snapshot build did and what it holds on disk.
+pub fn snapshot_note(st: &SnapshotStats) -> String {
+    let driver = st.driver.map(|d| d.as_str()).unwrap_or("copy");
+    let how = if st.whole_tree {
+        "a btrfs snapshot of the whole tree".to_string()
+    } else {
+        let mut parts = vec![format!("{} changed", st.copied_files)];
+        if st.reflinked_files > 0 {
+            parts.push(format!("{} cloned", human_bytes(st.reflinked_bytes)));
+        }
+        parts.push(format!("{} written", human_bytes(st.written_bytes)));
+        parts.push(format!("{} unchanged (linked)", st.linked_files));
+        parts.join(", ")
+    };
+    let space = match &st.usage {
+        Some(u) => format!(
+            "; on disk {} held only by it, {} shared",
+            human_bytes(u.exclusive_bytes),
+            human_bytes(u.shared_bytes)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{} files ({}): {how}{space} [{driver} driver]",
+        st.files,
+        human_bytes(st.bytes)
+    )
 }
 
 /// `1.5 MiB`.

@@ -119,6 +119,49 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE dsources ADD COLUMN timeouts TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 3: settings of the state (the storage driver), virtual copies
+    // (VDBs), and snapshots that belong to a dSource or a VDB (one name
+    // space: the snapshots table loses its reference to dsources).
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE vdbs (
+        name             TEXT PRIMARY KEY,
+        guid             TEXT NOT NULL UNIQUE,
+        dsource          TEXT NOT NULL REFERENCES dsources(name),
+        snapshot         INTEGER NOT NULL,
+        toolkit          TEXT NOT NULL,
+        toolkit_version  TEXT NOT NULL,
+        environment      TEXT NOT NULL REFERENCES environments(name),
+        environment_user TEXT NOT NULL,
+        parameters       TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        data_directory   TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        next_snapshot    INTEGER NOT NULL DEFAULT 1,
+        last_status      TEXT,
+        last_status_ms   INTEGER,
+        created_ms       INTEGER NOT NULL,
+        refreshed_ms     INTEGER,
+        timeouts         TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX vdbs_by_snapshot ON vdbs (dsource, snapshot);
+    CREATE TABLE snapshots_v3 (
+        dsource         TEXT NOT NULL,
+        id              INTEGER NOT NULL,
+        job_id          INTEGER,
+        created_ms      INTEGER NOT NULL,
+        toolkit_version TEXT NOT NULL,
+        metadata        TEXT NOT NULL,
+        stats           TEXT NOT NULL,
+        PRIMARY KEY (dsource, id)
+    );
+    INSERT INTO snapshots_v3 SELECT dsource, id, job_id, created_ms, toolkit_version, metadata, stats FROM snapshots;
+    DROP TABLE snapshots;
+    ALTER TABLE snapshots_v3 RENAME TO snapshots;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -284,6 +327,48 @@ mod tests {
         // Reopening does not re-run migrations (they would fail on CREATE TABLE).
         let s = State::open(&db).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn version_2_snapshots_survive_migration_3() {
+        // A state written by the previous schema, with a dSource and a
+        // snapshot: migration 3 rebuilds the snapshots table without its
+        // reference to dsources (VDBs have snapshots too).
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO environments VALUES ('local', 'local', 'localhost', 'me', 1);
+                 INSERT INTO dsources (name, guid, toolkit, toolkit_version, kind, environment,
+                   environment_user, staging_environment, staging_user, config, repository,
+                   parameters, data_directory, enabled, needs_resync, created_ms)
+                   VALUES ('db1', 'g', 't', '1', 'staged', 'local', 'me', 'local', 'me', '{}', '{}', '{}', '/d', 1, 0, 1);
+                 INSERT INTO snapshots VALUES ('db1', 1, NULL, 5, '1', '{\"a\":1}', '{}');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let s = State::open(&db).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let (id, meta): (i64, String) = s
+            .conn()
+            .query_row(
+                "SELECT id, metadata FROM snapshots WHERE dsource = 'db1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((id, meta.as_str()), (1, r#"{"a":1}"#));
+        // A VDB's snapshot needs no dSource row.
+        s.conn()
+            .execute(
+                "INSERT INTO snapshots VALUES ('dev1', 1, NULL, 6, '1', '{}', '{}')",
+                [],
+            )
+            .unwrap();
     }
 
     #[test]
