@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod daemon;
 pub mod deadlines;
+pub mod discovery;
 pub mod dsources;
 pub mod environments;
 pub mod error;

@@ -1,0 +1,475 @@
+//! Remote environments over SSH, against real test hosts: network
+//! namespaces joined by veth pairs, each running Debian's sshd (see
+//! tests/common/sshhosts.rs). lunabox itself runs inside a namespace too.
+//! Without root or network namespaces every test here prints a loud
+//! SKIPPED line and passes.
+//!
+//! The namespaces share this machine's filesystem: a test host sees the
+//! paths lunabox sees. Tests that check files a remote command wrote, or
+//! that stage on a remote host, rely on that (it stands in for a host that
+//! mounts the engine's storage over NFS).
+
+mod common {
+    #[path = "../common/engine.rs"]
+    pub mod engine;
+    #[path = "../common/sshhosts.rs"]
+    pub mod sshhosts;
+}
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::engine::{bin, show};
+use common::sshhosts::{Net, PORT};
+use serde_json::{Value, json};
+
+/// A state directory and the test hosts.
+struct World {
+    net: Net,
+    state: tempfile::TempDir,
+}
+
+impl World {
+    fn new(test: &str, hosts: usize) -> Option<World> {
+        let net = Net::new(test, hosts)?;
+        let state = tempfile::tempdir().unwrap();
+        Some(World { net, state })
+    }
+
+    /// `lunabox ARGS` inside the client namespace.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_stdin(args, "")
+    }
+
+    fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut c = self.net.cmd_plain(&bin(), args);
+        c.env("LUNABOX_STATE", self.state.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert!(o.status.success(), "lunabox {args:?} failed:\n{}", show(&o));
+        o
+    }
+
+    fn add_ssh(&self, name: &str, host: usize) -> Value {
+        let o = self.ok(&[
+            "env",
+            "add",
+            name,
+            "--ssh",
+            &self.net.hosts[host].spec(),
+            "--identity",
+            self.net.identity.to_str().unwrap(),
+            "--known-hosts",
+            self.net.known_hosts.to_str().unwrap(),
+            "--json",
+        ]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// Run a Lua chunk with `lunabox eval` on environment `env`; the JSON
+    /// outcome.
+    fn eval(&self, env: &str, chunk: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["eval", "-", "--json", "--environment", env];
+        args.extend_from_slice(extra);
+        let o = self.run_stdin(&args, chunk);
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("eval printed no JSON ({e}):\n{}", show(&o)))
+    }
+
+    fn env_names(&self) -> Vec<String> {
+        let o = self.ok(&["env", "list", "--json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn env_add_over_ssh_checks_the_host_key_the_key_and_the_host() {
+    let Some(w) = World::new("env_add_over_ssh_checks_the_host_key_the_key_and_the_host", 1)
+    else {
+        return;
+    };
+    let h = &w.net.hosts[0];
+    let id = w.net.identity.to_str().unwrap();
+    let dir = w.net.dir.path();
+    let add = |name: &str, spec: &str, identity: &str, kh: &Path| {
+        w.run(&[
+            "env",
+            "add",
+            name,
+            "--ssh",
+            spec,
+            "--identity",
+            identity,
+            "--known-hosts",
+            kh.to_str().unwrap(),
+        ])
+    };
+
+    // An unknown host key: refused, the fingerprint shown, nothing recorded.
+    let empty = dir.join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let o = add("unknown", &h.spec(), id, &empty);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("host key is not known"), "{e}");
+    assert!(e.contains("SHA256:"), "{e}");
+    assert!(e.contains(&format!("[{}]:{PORT}", h.addr)), "{e}");
+
+    // A changed host key.
+    let other = dir.join("otherkey");
+    common_keygen(&other);
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let wrong = dir.join("wrong_known_hosts");
+    std::fs::write(
+        &wrong,
+        format!(
+            "[{}]:{PORT} {}\n",
+            h.addr,
+            other_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        ),
+    )
+    .unwrap();
+    let o = add("changed", &h.spec(), id, &wrong);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("HOST KEY HAS CHANGED"), "{e}");
+    assert!(e.contains("SHA256:"), "{e}");
+
+    // A key the host does not accept.
+    let o = add("badkey", &h.spec(), other.to_str().unwrap(), &w.net.known_hosts);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refused the key"), "{}", stderr(&o));
+
+    // Nobody listening, and no route at all.
+    let o = add(
+        "refused",
+        &format!("{}@{}:{}", h.user, h.addr, PORT + 1),
+        id,
+        &w.net.known_hosts,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("connection refused"), "{}", stderr(&o));
+    let o = add(
+        "noroute",
+        &format!("{}@10.77.99.2:{PORT}", h.user),
+        id,
+        &w.net.known_hosts,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+    assert!(w.env_names().is_empty(), "{:?}", w.env_names());
+
+    // The good one: OS and home recorded.
+    let v = w.add_ssh("remote", 0);
+    let env = &v["environment"];
+    assert_eq!(env["kind"], "ssh");
+    assert_eq!(env["os"], "Linux");
+    assert_eq!(env["home"], h.home.display().to_string());
+    assert_eq!(env["user"], h.user);
+    assert_eq!(w.env_names(), vec!["remote".to_string()]);
+}
+
+fn common_keygen(path: &Path) {
+    let o = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+/// The Run-call semantics checks, written once: the chunk returns a table
+/// of what it saw; run on a local and on an SSH environment.
+const SEMANTICS: &str = r#"
+local out = {}
+local big = string.rep("x", 16 * 1024 - 5) .. "'\"\n$"
+local tricky = "it's \"quoted\"\nline two\t$HOME `id` \\ end\n"
+out.tricky = RunBash { command = 'printf "%s" "$V" > "$DLPX_OUTPUT_FILE"', variables = { V = tricky }, outputSchema = { type = "string" } } == tricky
+out.big = RunBash { command = 'printf "%s" "$BIG" > "$DLPX_OUTPUT_FILE"', variables = { BIG = big }, outputSchema = { type = "string" } } == big
+out.evaled = RunBash { command = 'eval "$LIB"; f > "$DLPX_OUTPUT_FILE"', variables = { LIB = "f() { echo '\"from lib\"'; }\n" .. string.rep("# pad\n", 3000) }, outputSchema = { type = "string" } }
+out.types = RunBash { command = 'printf "[\\"%s\\",\\"%s\\",\\"%s\\"]" "$I" "$F" "$B" > "$DLPX_OUTPUT_FILE"', variables = { I = 5, F = 2.5, B = true, N = nil }, outputSchema = { type = "array" } }
+out.fresh = RunBash { command = '[ -f "$DLPX_OUTPUT_FILE" ] && [ ! -s "$DLPX_OUTPUT_FILE" ] && echo \"yes\" > "$DLPX_OUTPUT_FILE"; echo \"twice\" >> /dev/null', outputSchema = { type = "string" } }
+out.append = RunBash { command = 'printf "[1" > "$DLPX_OUTPUT_FILE"; printf ",2]" >> "$DLPX_OUTPUT_FILE"', outputSchema = { type = "array" } }
+out.home = RunBash { command = 'printf "\\"%s\\"" "$(pwd)" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } } == RunBash { command = 'printf "\\"%s\\"" "$HOME" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.stdin = RunBash { command = 'read -r x; printf "%s" "$?" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.sh = RunCommand { command = 'if [ -z "$BASH_VERSION" ]; then echo \"sh\"; else echo \"bash\"; fi > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.noschema = RunBash { command = 'echo \"ignored\" > "$DLPX_OUTPUT_FILE"' } == nil
+local ok, e = pcall(RunBash, { command = 'echo out; echo err >&2; echo \"INACTIVE\" > "$DLPX_OUTPUT_FILE"; exit 7', outputSchema = { type = "string" } })
+out.exit7 = { ok = ok, code = e.exitCode, stdout = e.stdout, stderr = e.stderr }
+ok, e = pcall(RunBash, { command = 'exit 255' })
+out.exit255 = e.exitCode
+ok, e = pcall(RunBash, { command = 'kill -TERM $$' })
+out.term = e.exitCode
+ok, e = pcall(RunBash, { command = 'echo "not json" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } })
+out.badjson = not ok and string.find(tostring(e), "not json", 1, true) ~= nil
+ok, e = pcall(RunBash, { command = 'true', outputSchema = { type = "string" } })
+out.empty = not ok and string.find(tostring(e), "wrote no output", 1, true) ~= nil
+ok, e = pcall(RunBash, { command = 'echo 5 > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } })
+out.schema = not ok
+local t = os.time()
+out.bg = RunBash { command = '(sleep 2; echo late) & echo \"early\" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.bgwaited = os.time() - t >= 1
+out.bgfree = RunBash { command = 'nohup sleep 3 >/dev/null 2>&1 & echo \"free\" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+ok, e = pcall(RunBash, { command = 'head -c 3000000 /dev/zero | tr "\\0" y' })
+out.bigout = ok
+return out
+"#;
+
+#[test]
+fn run_calls_mean_the_same_locally_and_over_ssh() {
+    let Some(w) = World::new("run_calls_mean_the_same_locally_and_over_ssh", 1) else {
+        return;
+    };
+    w.ok(&["env", "add", "here", "--local"]);
+    w.add_ssh("there", 0);
+    let mut seen = Vec::new();
+    for env in ["here", "there"] {
+        let v = w.eval(env, SEMANTICS, &[]);
+        assert_eq!(v["outcome"], "ok", "{env}: {v:#}");
+        let o = &v["value"];
+        for k in ["tricky", "big", "home", "noschema", "badjson", "empty", "schema", "bgwaited", "bigout"] {
+            assert_eq!(o[k], true, "{env}: {k}: {o:#}");
+        }
+        assert_eq!(o["evaled"], "from lib", "{env}");
+        assert_eq!(o["types"], json!(["5", "2.5", "true"]), "{env}");
+        assert_eq!(o["fresh"], "yes", "{env}");
+        assert_eq!(o["append"], json!([1, 2]), "{env}");
+        assert_eq!(o["stdin"], "1", "{env}: stdin is /dev/null");
+        assert_eq!(o["sh"], "sh", "{env}");
+        assert_eq!(
+            o["exit7"],
+            json!({"ok": false, "code": 7, "stdout": "out\n", "stderr": "err\n"}),
+            "{env}"
+        );
+        assert_eq!(o["exit255"], 255, "{env}: 255 is the command's, not ssh's");
+        assert_eq!(o["term"], 143, "{env}");
+        assert_eq!(o["bg"], "early", "{env}");
+        assert_eq!(o["bgfree"], "free", "{env}");
+        // The capped stdout is in the transcript, marked truncated.
+        let calls = v["runCalls"].as_array().unwrap();
+        let last = calls.last().unwrap();
+        assert_eq!(last["stdoutTruncated"], true, "{env}: {last}");
+        seen.push(o.clone());
+    }
+    assert_eq!(seen[0], seen[1], "local and SSH calls differ");
+}
+
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(s) => !matches!(
+            s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()),
+            Some(Some('Z' | 'X'))
+        ),
+    }
+}
+
+fn wait_dead(pids: &[i32], within: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if pids.iter().all(|p| !running(*p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn read_pids(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_deadline_kills_the_remote_command_and_its_children() {
+    let Some(w) = World::new("the_deadline_kills_the_remote_command_and_its_children", 1) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    let pids = h.home.join("pids");
+    let chunk = format!(
+        "RunBash {{ command = 'sleep 300 & echo $! > {p}; (sleep 301; true) & echo $! >> {p}; echo $$ >> {p}; sleep 302' }}",
+        p = pids.display()
+    );
+    let t = Instant::now();
+    let v = w.eval("there", &chunk, &["--timeout", "2s"]);
+    assert_eq!(v["outcome"], "limit", "{v:#}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let ps = read_pids(&pids);
+    assert_eq!(ps.len(), 3, "{ps:?}");
+    // Checked on the host itself.
+    let alive = h.sh(&format!(
+        "for p in {}; do kill -0 $p 2>/dev/null && echo $p; done; true",
+        ps.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")
+    ));
+    assert_eq!(String::from_utf8_lossy(&alive.stdout).trim(), "", "still running on the host");
+    assert!(wait_dead(&ps, Duration::from_secs(3)));
+}
+
+#[test]
+fn a_connection_killed_mid_call_fails_the_call_and_the_next_call_reconnects() {
+    let Some(w) = World::new(
+        "a_connection_killed_mid_call_fails_the_call_and_the_next_call_reconnects",
+        1,
+    ) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    let marker = h.home.join("started");
+    let pids = h.home.join("pids");
+    let chunk = format!(
+        r#"local ok, e = pcall(RunBash, {{ command = 'sleep 200 & echo $! > {p}; echo $$ >> {p}; touch {m}; sleep 201' }})
+local second = RunBash {{ command = 'echo \"again\" > "$DLPX_OUTPUT_FILE"', outputSchema = {{ type = "string" }} }}
+return {{ ok = ok, message = tostring(e), second = second }}"#,
+        p = pids.display(),
+        m = marker.display()
+    );
+    let killer = {
+        let marker = marker.clone();
+        let listener = h.sshd_pid();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !marker.exists() && t.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            common::sshhosts::drop_connections_of(listener);
+        })
+    };
+    let v = w.eval("there", &chunk, &["--timeout", "60s"]);
+    killer.join().unwrap();
+    assert_eq!(v["outcome"], "ok", "{v:#}");
+    let o = &v["value"];
+    assert_eq!(o["ok"], false);
+    assert!(
+        o["message"].as_str().unwrap().contains("connection was lost"),
+        "{o:#}"
+    );
+    assert_eq!(o["second"], "again");
+    // Nothing of the dropped call keeps running on the host.
+    let ps = read_pids(&pids);
+    assert_eq!(ps.len(), 2);
+    assert!(wait_dead(&ps, Duration::from_secs(5)), "{ps:?} still run");
+}
+
+#[test]
+fn one_connection_serves_every_call() {
+    let Some(w) = World::new("one_connection_serves_every_call", 1) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let chunk = r#"local seen = {}
+for i = 1, 20 do
+  seen[#seen + 1] = RunBash { command = 'printf "\"%s\"" "${SSH_CLIENT% *}" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+end
+for i = 2, #seen do if seen[i] ~= seen[1] then return false end end
+return true"#;
+    let v = w.eval("there", chunk, &[]);
+    assert_eq!(v["value"], true, "{v:#}");
+}
+
+/// The benchmark of the issue: RunBash `true` over the multiplexed
+/// connection against `ssh HOST true` (fresh) and a warm multiplexed
+/// `ssh HOST true` (ControlMaster), in the same run. Prints the numbers;
+/// `LUNABOX_SSH_BENCH_STRICT=1` also asserts at most 1.2x the warm ssh.
+#[test]
+fn bench_run_bash_true_over_ssh() {
+    let Some(w) = World::new("bench_run_bash_true_over_ssh", 1) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    let n = 30;
+    let chunk = format!(
+        "local t0 = os.clock()\nfor i = 1, {n} do RunBash {{ command = 'true' }} end\nreturn 0"
+    );
+    // Time the Run calls from the transcript (the chunk's own wall time
+    // includes starting lunabox).
+    let v = w.eval("there", &chunk, &["--timeout", "120s"]);
+    assert_eq!(v["outcome"], "ok", "{v:#}");
+    let calls: Vec<f64> = v["runCalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["durationMs"].as_f64().unwrap())
+        .collect();
+    let lunabox_ms = median(calls);
+
+    let ssh_args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "-F".into(),
+            "/dev/null".into(),
+            "-p".into(),
+            PORT.to_string(),
+            "-i".into(),
+            w.net.identity.display().to_string(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", w.net.known_hosts.display()),
+            "-o".into(),
+            "BatchMode=yes".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(format!("{}@{}", h.user, h.addr));
+        a.push("true".into());
+        a
+    };
+    let time_ssh = |extra: &[&str], k: usize| -> f64 {
+        let mut xs = Vec::new();
+        for _ in 0..k {
+            let args = ssh_args(extra);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let t = Instant::now();
+            let o = w.net.cmd_plain("ssh", &refs).output().unwrap();
+            xs.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(o.status.success(), "{}", show(&o));
+        }
+        median(xs)
+    };
+    let fresh_ms = time_ssh(&[], 10);
+    let sock = w.net.dir.path().join("cm.sock");
+    let cm = format!("ControlPath={}", sock.display());
+    let master = ["-o", "ControlMaster=auto", "-o", &cm, "-o", "ControlPersist=60"];
+    time_ssh(&master, 1);
+    let warm_ms = time_ssh(&master, n);
+    let _ = w
+        .net
+        .cmd_plain("ssh", &["-o", &cm, "-O", "exit", "x"])
+        .output();
+    println!(
+        "RunBash true over SSH: {lunabox_ms:.1} ms per call (median of {n}); ssh HOST true fresh: {fresh_ms:.1} ms; warm multiplexed: {warm_ms:.1} ms; ratio to warm {:.2}x",
+        lunabox_ms / warm_ms
+    );
+    if std::env::var_os("LUNABOX_SSH_BENCH_STRICT").is_some() {
+        assert!(lunabox_ms <= 1.2 * warm_ms, "{lunabox_ms} vs {warm_ms}");
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
