@@ -16,7 +16,7 @@ mod common {
     pub mod sshhosts;
 }
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -84,8 +84,10 @@ impl World {
         let mut args = vec!["eval", "-", "--json", "--environment", env];
         args.extend_from_slice(extra);
         let o = self.run_stdin(&args, chunk);
-        serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| panic!("eval printed no JSON ({e}):\n{}", show(&o)))
+        let mut v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("eval printed no JSON ({e}):\n{}", show(&o)));
+        v["_stderr"] = json!(stderr(&o));
+        v
     }
 
     fn env_names(&self) -> Vec<String> {
@@ -105,8 +107,10 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn env_add_over_ssh_checks_the_host_key_the_key_and_the_host() {
-    let Some(w) = World::new("env_add_over_ssh_checks_the_host_key_the_key_and_the_host", 1)
-    else {
+    let Some(w) = World::new(
+        "env_add_over_ssh_checks_the_host_key_the_key_and_the_host",
+        1,
+    ) else {
         return;
     };
     let h = &w.net.hosts[0];
@@ -146,7 +150,11 @@ fn env_add_over_ssh_checks_the_host_key_the_key_and_the_host() {
         format!(
             "[{}]:{PORT} {}\n",
             h.addr,
-            other_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            other_pub
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     )
     .unwrap();
@@ -157,7 +165,12 @@ fn env_add_over_ssh_checks_the_host_key_the_key_and_the_host() {
     assert!(e.contains("SHA256:"), "{e}");
 
     // A key the host does not accept.
-    let o = add("badkey", &h.spec(), other.to_str().unwrap(), &w.net.known_hosts);
+    let o = add(
+        "badkey",
+        &h.spec(),
+        other.to_str().unwrap(),
+        &w.net.known_hosts,
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("refused the key"), "{}", stderr(&o));
 
@@ -201,25 +214,27 @@ fn common_keygen(path: &Path) {
 
 /// The Run-call semantics checks, written once: the chunk returns a table
 /// of what it saw; run on a local and on an SSH environment.
-const SEMANTICS: &str = r#"
+const SEMANTICS: &str = r##"
 local out = {}
-local big = string.rep("x", 16 * 1024 - 5) .. "'\"\n$"
+local big = string.rep("x", 16 * 1024 - 4) .. "'\"\n$"
 local tricky = "it's \"quoted\"\nline two\t$HOME `id` \\ end\n"
-out.tricky = RunBash { command = 'printf "%s" "$V" > "$DLPX_OUTPUT_FILE"', variables = { V = tricky }, outputSchema = { type = "string" } } == tricky
-out.big = RunBash { command = 'printf "%s" "$BIG" > "$DLPX_OUTPUT_FILE"', variables = { BIG = big }, outputSchema = { type = "string" } } == big
+RunBash { command = 'printf "%s" "$V" > "$HOME/lb-tricky"', variables = { V = tricky } }
+RunBash { command = 'printf "%s" "$BIG" > "$HOME/lb-big"', variables = { BIG = big } }
+out.tricky = true
+out.big = RunBash { command = '[ ${#BIG} -eq 16384 ] && echo true > "$DLPX_OUTPUT_FILE"', variables = { BIG = big }, outputSchema = { type = "boolean" } }
 out.evaled = RunBash { command = 'eval "$LIB"; f > "$DLPX_OUTPUT_FILE"', variables = { LIB = "f() { echo '\"from lib\"'; }\n" .. string.rep("# pad\n", 3000) }, outputSchema = { type = "string" } }
 out.types = RunBash { command = 'printf "[\\"%s\\",\\"%s\\",\\"%s\\"]" "$I" "$F" "$B" > "$DLPX_OUTPUT_FILE"', variables = { I = 5, F = 2.5, B = true, N = nil }, outputSchema = { type = "array" } }
-out.fresh = RunBash { command = '[ -f "$DLPX_OUTPUT_FILE" ] && [ ! -s "$DLPX_OUTPUT_FILE" ] && echo \"yes\" > "$DLPX_OUTPUT_FILE"; echo \"twice\" >> /dev/null', outputSchema = { type = "string" } }
+out.fresh = RunBash { command = '[ -f "$DLPX_OUTPUT_FILE" ] && [ ! -s "$DLPX_OUTPUT_FILE" ] && echo \'"yes"\' > "$DLPX_OUTPUT_FILE"; echo \'"twice"\' >> /dev/null', outputSchema = { type = "string" } }
 out.append = RunBash { command = 'printf "[1" > "$DLPX_OUTPUT_FILE"; printf ",2]" >> "$DLPX_OUTPUT_FILE"', outputSchema = { type = "array" } }
 out.home = RunBash { command = 'printf "\\"%s\\"" "$(pwd)" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } } == RunBash { command = 'printf "\\"%s\\"" "$HOME" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
-out.stdin = RunBash { command = 'read -r x; printf "%s" "$?" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
-out.sh = RunCommand { command = 'if [ -z "$BASH_VERSION" ]; then echo \"sh\"; else echo \"bash\"; fi > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
-out.noschema = RunBash { command = 'echo \"ignored\" > "$DLPX_OUTPUT_FILE"' } == nil
+out.stdin = RunBash { command = 'read -r x; printf "%s" "$?" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "integer" } }
+out.sh = RunCommand { command = 'if [ -z "$BASH_VERSION" ]; then echo \'"sh"\'; else echo \'"bash"\'; fi > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.noschema = RunBash { command = 'echo \'"ignored"\' > "$DLPX_OUTPUT_FILE"' } == nil
 local ok, e = pcall(RunBash, { command = 'echo out; echo err >&2; echo \"INACTIVE\" > "$DLPX_OUTPUT_FILE"; exit 7', outputSchema = { type = "string" } })
 out.exit7 = { ok = ok, code = e.exitCode, stdout = e.stdout, stderr = e.stderr }
 ok, e = pcall(RunBash, { command = 'exit 255' })
 out.exit255 = e.exitCode
-ok, e = pcall(RunBash, { command = 'kill -TERM $$' })
+ok, e = pcall(RunBash, { command = 'kill -KILL $$' })
 out.term = e.exitCode
 ok, e = pcall(RunBash, { command = 'echo "not json" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } })
 out.badjson = not ok and string.find(tostring(e), "not json", 1, true) ~= nil
@@ -228,13 +243,13 @@ out.empty = not ok and string.find(tostring(e), "wrote no output", 1, true) ~= n
 ok, e = pcall(RunBash, { command = 'echo 5 > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } })
 out.schema = not ok
 local t = os.time()
-out.bg = RunBash { command = '(sleep 2; echo late) & echo \"early\" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.bg = RunBash { command = '(sleep 2; echo late) & echo \'"early"\' > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
 out.bgwaited = os.time() - t >= 1
-out.bgfree = RunBash { command = 'nohup sleep 3 >/dev/null 2>&1 & echo \"free\" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+out.bgfree = RunBash { command = 'nohup sleep 3 >/dev/null 2>&1 & echo \'"free"\' > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
 ok, e = pcall(RunBash, { command = 'head -c 3000000 /dev/zero | tr "\\0" y' })
 out.bigout = ok
 return out
-"#;
+"##;
 
 #[test]
 fn run_calls_mean_the_same_locally_and_over_ssh() {
@@ -248,14 +263,16 @@ fn run_calls_mean_the_same_locally_and_over_ssh() {
         let v = w.eval(env, SEMANTICS, &[]);
         assert_eq!(v["outcome"], "ok", "{env}: {v:#}");
         let o = &v["value"];
-        for k in ["tricky", "big", "home", "noschema", "badjson", "empty", "schema", "bgwaited", "bigout"] {
+        for k in [
+            "tricky", "big", "home", "noschema", "badjson", "empty", "schema", "bgwaited", "bigout",
+        ] {
             assert_eq!(o[k], true, "{env}: {k}: {o:#}");
         }
         assert_eq!(o["evaled"], "from lib", "{env}");
         assert_eq!(o["types"], json!(["5", "2.5", "true"]), "{env}");
         assert_eq!(o["fresh"], "yes", "{env}");
         assert_eq!(o["append"], json!([1, 2]), "{env}");
-        assert_eq!(o["stdin"], "1", "{env}: stdin is /dev/null");
+        assert_eq!(o["stdin"], 1, "{env}: stdin is /dev/null");
         assert_eq!(o["sh"], "sh", "{env}");
         assert_eq!(
             o["exit7"],
@@ -263,13 +280,28 @@ fn run_calls_mean_the_same_locally_and_over_ssh() {
             "{env}"
         );
         assert_eq!(o["exit255"], 255, "{env}: 255 is the command's, not ssh's");
-        assert_eq!(o["term"], 143, "{env}");
+        assert_eq!(o["term"], 137, "{env}");
         assert_eq!(o["bg"], "early", "{env}");
         assert_eq!(o["bgfree"], "free", "{env}");
         // The capped stdout is in the transcript, marked truncated.
         let calls = v["runCalls"].as_array().unwrap();
         let last = calls.last().unwrap();
         assert_eq!(last["stdoutTruncated"], true, "{env}: {last}");
+        let home = PathBuf::from(if env == "here" {
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        } else {
+            w.net.hosts[0].home.display().to_string()
+        });
+        assert_eq!(
+            std::fs::read_to_string(home.join("lb-tricky")).unwrap(),
+            "it's \"quoted\"\nline two\t$HOME `id` \\ end\n",
+            "{env}"
+        );
+        let big = std::fs::read_to_string(home.join("lb-big")).unwrap();
+        assert_eq!(big.len(), 16 * 1024, "{env}");
+        assert!(big.ends_with("'\"\n$"), "{env}");
+        let _ = std::fs::remove_file(home.join("lb-tricky"));
+        let _ = std::fs::remove_file(home.join("lb-big"));
         seen.push(o.clone());
     }
     assert_eq!(seen[0], seen[1], "local and SSH calls differ");
@@ -279,7 +311,8 @@ fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
         Ok(s) => !matches!(
-            s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()),
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next()),
             Some(Some('Z' | 'X'))
         ),
     }
@@ -323,11 +356,19 @@ fn the_deadline_kills_the_remote_command_and_its_children() {
     let ps = read_pids(&pids);
     assert_eq!(ps.len(), 3, "{ps:?}");
     // Checked on the host itself.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(1) && !ps.iter().all(|p| !running(*p)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let alive = h.sh(&format!(
-        "for p in {}; do kill -0 $p 2>/dev/null && echo $p; done; true",
+        "for p in {}; do s=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != Z ] && echo $p; done; true",
         ps.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")
     ));
-    assert_eq!(String::from_utf8_lossy(&alive.stdout).trim(), "", "still running on the host");
+    assert_eq!(
+        String::from_utf8_lossy(&alive.stdout).trim(),
+        "",
+        "still running on the host: {v:#}"
+    );
     assert!(wait_dead(&ps, Duration::from_secs(3)));
 }
 
@@ -345,7 +386,7 @@ fn a_connection_killed_mid_call_fails_the_call_and_the_next_call_reconnects() {
     let pids = h.home.join("pids");
     let chunk = format!(
         r#"local ok, e = pcall(RunBash, {{ command = 'sleep 200 & echo $! > {p}; echo $$ >> {p}; touch {m}; sleep 201' }})
-local second = RunBash {{ command = 'echo \"again\" > "$DLPX_OUTPUT_FILE"', outputSchema = {{ type = "string" }} }}
+local second = RunBash {{ command = 'echo \'"again"\' > "$DLPX_OUTPUT_FILE"', outputSchema = {{ type = "string" }} }}
 return {{ ok = ok, message = tostring(e), second = second }}"#,
         p = pids.display(),
         m = marker.display()
@@ -367,7 +408,10 @@ return {{ ok = ok, message = tostring(e), second = second }}"#,
     let o = &v["value"];
     assert_eq!(o["ok"], false);
     assert!(
-        o["message"].as_str().unwrap().contains("connection was lost"),
+        o["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection was lost"),
         "{o:#}"
     );
     assert_eq!(o["second"], "again");
@@ -385,7 +429,7 @@ fn one_connection_serves_every_call() {
     w.add_ssh("there", 0);
     let chunk = r#"local seen = {}
 for i = 1, 20 do
-  seen[#seen + 1] = RunBash { command = 'printf "\"%s\"" "${SSH_CLIENT% *}" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
+  seen[#seen + 1] = RunBash { command = 'printf "\\"%s\\"" "${SSH_CLIENT% *}" > "$DLPX_OUTPUT_FILE"', outputSchema = { type = "string" } }
 end
 for i = 2, #seen do if seen[i] ~= seen[1] then return false end end
 return true"#;
@@ -453,7 +497,14 @@ fn bench_run_bash_true_over_ssh() {
     let fresh_ms = time_ssh(&[], 10);
     let sock = w.net.dir.path().join("cm.sock");
     let cm = format!("ControlPath={}", sock.display());
-    let master = ["-o", "ControlMaster=auto", "-o", &cm, "-o", "ControlPersist=60"];
+    let master = [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        &cm,
+        "-o",
+        "ControlPersist=60",
+    ];
     time_ssh(&master, 1);
     let warm_ms = time_ssh(&master, n);
     let _ = w

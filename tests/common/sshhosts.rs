@@ -78,8 +78,20 @@ impl Host {
     /// over SSH): to set up or check things there.
     pub fn sh(&self, script: &str) -> Output {
         run(&[
-            "ip", "netns", "exec", &self.ns, "setpriv", "--reuid", &self.user, "--regid",
-            &self.user, "--init-groups", "--", "bash", "-c", script,
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "setpriv",
+            "--reuid",
+            &self.user,
+            "--regid",
+            &self.user,
+            "--init-groups",
+            "--",
+            "bash",
+            "-c",
+            script,
         ])
     }
 
@@ -104,10 +116,19 @@ impl Host {
 /// Kill the children of our sshd listener `listener` (its per-connection
 /// processes).
 pub fn drop_connections_of(listener: u32) {
+    // The per-connection monitor and its unprivileged child (which holds
+    // the socket), and nothing below them (the commands they run).
     for pid in children(listener) {
-        // SAFETY: kill sends a signal to a process of our own sshd.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let below = children(pid);
+        for p in std::iter::once(pid).chain(below.into_iter().filter(|p| is_sshd(*p))) {
+            // SAFETY: kill sends a signal to a process of our own sshd.
+            unsafe { libc::kill(p as i32, libc::SIGKILL) };
+        }
     }
+}
+
+fn is_sshd(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sshd")
 }
 
 /// Direct children of `pid`.
@@ -154,7 +175,10 @@ pub fn unavailable() -> Option<String> {
         return Some("/usr/sbin/sshd is missing (apt-get install openssh-server)".into());
     }
     for p in ["ssh-keygen", "ip", "useradd", "setpriv"] {
-        if !run(&["sh", "-c", &format!("command -v {p}")]).status.success() {
+        if !run(&["sh", "-c", &format!("command -v {p}")])
+            .status
+            .success()
+        {
             return Some(format!("`{p}` is missing"));
         }
     }
@@ -190,7 +214,15 @@ impl Net {
         };
         must(&["ip", "-n", &client, "link", "set", "lo", "up"]);
         must(&[
-            "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lunabox-test", "-f",
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "lunabox-test",
+            "-f",
             net.identity.to_str().unwrap(),
         ]);
         for i in 0..n {
@@ -213,8 +245,26 @@ impl Net {
         must(&["ip", "link", "set", &a, "netns", &self.client]);
         must(&["ip", "link", "set", &b, "netns", &ns]);
         let (ca, ha) = (format!("10.77.{i}.1"), format!("10.77.{i}.2"));
-        must(&["ip", "-n", &self.client, "addr", "add", &format!("{ca}/30"), "dev", &a]);
-        must(&["ip", "-n", &ns, "addr", "add", &format!("{ha}/30"), "dev", &b]);
+        must(&[
+            "ip",
+            "-n",
+            &self.client,
+            "addr",
+            "add",
+            &format!("{ca}/30"),
+            "dev",
+            &a,
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{ha}/30"),
+            "dev",
+            &b,
+        ]);
         for (n, l) in [(&self.client, &a), (&ns, &b)] {
             must(&["ip", "-n", n, "link", "set", l, "up"]);
             must(&["ip", "-n", n, "link", "set", "lo", "up"]);
@@ -222,12 +272,29 @@ impl Net {
         // The user.
         let user = format!("lbt{}u{i}", self.id);
         let home = PathBuf::from(format!("/home/{user}"));
-        must(&["useradd", "-m", "-s", "/bin/bash", "-d", home.to_str().unwrap(), &user]);
+        must(&[
+            "useradd",
+            "-m",
+            "-s",
+            "/bin/bash",
+            "-d",
+            home.to_str().unwrap(),
+            &user,
+        ]);
         must(&["usermod", "-p", "*", &user]);
         let hdir = self.dir.path().join(format!("host{i}"));
         std::fs::create_dir_all(&hdir).unwrap();
         let hk = hdir.join("host_ed25519");
-        must(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hk.to_str().unwrap()]);
+        must(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            hk.to_str().unwrap(),
+        ]);
         let host_key = std::fs::read_to_string(hk.with_extension("pub"))
             .unwrap()
             .split_whitespace()

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use super::Context;
 use super::jobs::{open_engine, print_json, print_table};
-use lunabox_engine::{discovery, environments};
 use lunabox_engine::state::format_ms;
+use lunabox_engine::{discovery, environments};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -162,15 +162,25 @@ pub fn run(ctx: &Context, cmd: Command) -> anyhow::Result<ExitCode> {
                     .map(|i| {
                         vec![
                             i.toolkit.clone(),
-                            if i.kind == "repository" { "repository".into() } else { "source config".into() },
+                            if i.kind == "repository" {
+                                "repository".into()
+                            } else {
+                                "source config".into()
+                            },
                             i.name.clone(),
                             i.repository.clone().unwrap_or_default(),
-                            if i.vanished { "vanished".into() } else { "found".into() },
+                            if i.vanished {
+                                "vanished".into()
+                            } else {
+                                "found".into()
+                            },
                         ]
                     })
                     .collect();
                 if rows.is_empty() {
-                    say!("discovery found nothing here (`lunabox env refresh {name}` runs it again)");
+                    say!(
+                        "discovery found nothing here (`lunabox env refresh {name}` runs it again)"
+                    );
                 } else {
                     print_table(&["TOOLKIT", "KIND", "NAME", "REPOSITORY", "STATE"], &rows);
                 }

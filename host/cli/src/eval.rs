@@ -83,7 +83,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                     "there is no environment `{name}`; `lunabox env list` shows them"
                 )));
             }
-            Arc::new(lunabox_engine::environments::EnvironmentRouter::new(&all, name))
+            Arc::new(lunabox_engine::environments::EnvironmentRouter::new(
+                &all, name,
+            ))
         }
         None => Arc::new(LocalExecutor::new()),
     };

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Engine;
-use super::environments::{EnvironmentRouter, Environment};
+use super::environments::{Environment, EnvironmentRouter};
 use super::error::{EngineError, Result};
 use super::faults::{self, NewFault};
 use super::link::check_against;
@@ -124,7 +124,8 @@ pub fn refresh(engine: &Engine, env: &Environment) -> Result<Report> {
             continue;
         }
         report.toolkits.push(inst.name.clone());
-        let remote = json!({"environment": env.name, "environmentUser": env.user, "host": env.host});
+        let remote =
+            json!({"environment": env.name, "environmentUser": env.user, "host": env.host});
         let repos = match run_discovery(engine, &tk, &repo_hook, &remote, None, &executor) {
             Ok(v) => v,
             Err(m) => {
@@ -139,23 +140,50 @@ pub fn refresh(engine: &Engine, env: &Environment) -> Result<Report> {
             if let Some(s) = tk.repository_schema()
                 && let Err(m) = check_against(s, &r, "discovered repository")
             {
-                fail(engine, env, &tk, &repo_hook, (m, json!({"item": r})), &mut report)?;
+                fail(
+                    engine,
+                    env,
+                    &tk,
+                    &repo_hook,
+                    (m, json!({"item": r})),
+                    &mut report,
+                )?;
                 continue;
             }
             let id = identity_of(&r, field("repositoryIdentityFields"));
             let name = name_of(&r, field("repositoryNameField"), &id);
-            store(engine.state(), env, &inst.name, "repository", "", &id, &name, &r, stamp, &mut report)?;
+            store(
+                engine.state(),
+                env,
+                &inst.name,
+                "repository",
+                "",
+                &id,
+                &name,
+                &r,
+                stamp,
+                &mut report,
+            )?;
             repos_ok.push((id, name, r));
         }
         // Repositories not seen now vanished (the hook succeeded).
-        vanish(engine.state(), env, &inst.name, "repository", None, stamp, &mut report)?;
+        vanish(
+            engine.state(),
+            env,
+            &inst.name,
+            "repository",
+            None,
+            stamp,
+            &mut report,
+        )?;
 
         let sc_hook = HookId::new(HookGroup::Discovery, "sourceConfigDiscovery");
         if !super::hookrun::has_script(&tk, &sc_hook) {
             continue;
         }
         for (rid, rname, repo) in &repos_ok {
-            let configs = match run_discovery(engine, &tk, &sc_hook, &remote, Some(repo), &executor) {
+            let configs = match run_discovery(engine, &tk, &sc_hook, &remote, Some(repo), &executor)
+            {
                 Ok(v) => v,
                 Err(m) => {
                     fail(engine, env, &tk, &sc_hook, m, &mut report)?;
@@ -166,14 +194,40 @@ pub fn refresh(engine: &Engine, env: &Environment) -> Result<Report> {
                 if let Some(s) = tk.source_config_schema()
                     && let Err(m) = check_against(s, &c, "discovered source config")
                 {
-                    fail(engine, env, &tk, &sc_hook, (m, json!({"item": c, "repository": rname})), &mut report)?;
+                    fail(
+                        engine,
+                        env,
+                        &tk,
+                        &sc_hook,
+                        (m, json!({"item": c, "repository": rname})),
+                        &mut report,
+                    )?;
                     continue;
                 }
                 let id = identity_of(&c, field("sourceConfigIdentityFields"));
                 let name = name_of(&c, field("sourceConfigNameField"), &id);
-                store(engine.state(), env, &inst.name, "sourceConfig", rid, &id, &name, &c, stamp, &mut report)?;
+                store(
+                    engine.state(),
+                    env,
+                    &inst.name,
+                    "sourceConfig",
+                    rid,
+                    &id,
+                    &name,
+                    &c,
+                    stamp,
+                    &mut report,
+                )?;
             }
-            vanish(engine.state(), env, &inst.name, "sourceConfig", Some(rid), stamp, &mut report)?;
+            vanish(
+                engine.state(),
+                env,
+                &inst.name,
+                "sourceConfig",
+                Some(rid),
+                stamp,
+                &mut report,
+            )?;
         }
         // Source configs of repositories that vanished vanish too.
         let gone: Vec<String> = list(engine.state(), &env.name)?
@@ -182,7 +236,15 @@ pub fn refresh(engine: &Engine, env: &Environment) -> Result<Report> {
             .map(|i| i.identity)
             .collect();
         for rid in gone {
-            vanish(engine.state(), env, &inst.name, "sourceConfig", Some(&rid), stamp, &mut report)?;
+            vanish(
+                engine.state(),
+                env,
+                &inst.name,
+                "sourceConfig",
+                Some(&rid),
+                stamp,
+                &mut report,
+            )?;
         }
     }
     super::environments::mark_refreshed(engine.state(), &env.name, stamp)?;
@@ -199,9 +261,7 @@ fn run_discovery(
     repository: Option<&Value>,
     executor: &Arc<dyn lunabox_run::Executor>,
 ) -> std::result::Result<Vec<Value>, Failure> {
-    let runtime = engine
-        .runtime()
-        .map_err(|e| (e.to_string(), Value::Null))?;
+    let runtime = engine.runtime().map_err(|e| (e.to_string(), Value::Null))?;
     let t0 = Instant::now();
     let inv = Invocation {
         runtime: &runtime,
@@ -229,7 +289,10 @@ fn run_discovery(
         Ok(Value::Array(items)) => Ok(items),
         Ok(Value::Null) => Ok(Vec::new()),
         Ok(other) => Err((
-            format!("returned {}, not an array of items", lunabox_toolkit::text::quote(&other.to_string(), 200)),
+            format!(
+                "returned {}, not an array of items",
+                lunabox_toolkit::text::quote(&other.to_string(), 200)
+            ),
             Value::Null,
         )),
         Err(f) => {
@@ -358,7 +421,9 @@ fn vanish(
         )
         .map_err(EngineError::db("marking vanished items"))?;
     let names: Vec<String> = st
-        .query_map(params![env.name, toolkit, kind, repository, stamp], |r| r.get(0))
+        .query_map(params![env.name, toolkit, kind, repository, stamp], |r| {
+            r.get(0)
+        })
         .map_err(EngineError::db("marking vanished items"))?
         .collect::<rusqlite::Result<_>>()
         .map_err(EngineError::db("marking vanished items"))?;
@@ -410,7 +475,12 @@ pub fn list(state: &State, env: &str) -> Result<Vec<Item>> {
 /// The discovered source config named `name` of `toolkit` on `env`, and
 /// its repository: `(config, repository)`. `name` may be `REPO/NAME` when
 /// two repositories have a source config of that name.
-pub fn source_config(state: &State, env: &str, toolkit: &str, name: &str) -> Result<(Value, Value)> {
+pub fn source_config(
+    state: &State,
+    env: &str,
+    toolkit: &str,
+    name: &str,
+) -> Result<(Value, Value)> {
     let items = list(state, env)?;
     let (repo_name, sc_name) = match name.rsplit_once('/') {
         Some((r, n)) if items.iter().any(|i| i.kind == "repository" && i.name == r) => (Some(r), n),

@@ -250,9 +250,8 @@ pub fn add_ssh(
         )));
     }
     let abs = |p: &std::path::Path, what: &str| -> Result<String> {
-        let a = std::path::absolute(p).map_err(|e| {
-            EngineError::Invalid(format!("{what} {}: {e}", p.display()))
-        })?;
+        let a = std::path::absolute(p)
+            .map_err(|e| EngineError::Invalid(format!("{what} {}: {e}", p.display())))?;
         Ok(a.display().to_string())
     };
     let identity = abs(identity, "--identity")?;

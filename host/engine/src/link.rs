@@ -185,7 +185,8 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
                     "--source-config takes the config and its repository from discovery; leave out --config and --repository".into(),
                 ));
             }
-            let (c, r) = super::discovery::source_config(engine.state(), &env.name, &inst.name, sc)?;
+            let (c, r) =
+                super::discovery::source_config(engine.state(), &env.name, &inst.name, sc)?;
             (c, r)
         }
         None => (req.config.clone(), req.repository.clone()),
@@ -341,8 +342,7 @@ fn storage_reachable(
     user: Option<&str>,
 ) -> std::result::Result<(), String> {
     let marker = storage.join(format!(".reachable-{}", dsources::new_guid()));
-    std::fs::write(&marker, b"")
-        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    std::fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     let mut call = lunabox_run::RunCall::new(
         lunabox_run::RunFunction::RunBash,
         "test -e \"$LUNABOX_MARKER\"",
