@@ -520,6 +520,257 @@ fn bench_run_bash_true_over_ssh() {
     }
 }
 
+#[test]
+fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
+    let Some(w) = World::new(
+        "run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks",
+        1,
+    ) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    h.must(
+        "mkdir -p ~/src/keep ~/src/skip-me ~/outside/inner && echo a > ~/src/keep/a && echo s > ~/src/skip-me/s \
+         && echo o > ~/outside/inner/o && echo f > ~/outside/file && ln -s ../outside ~/src/followed \
+         && ln -s keep ~/src/kept-link && ln -s ../outside/file ~/src/file-link && echo top > ~/src/top",
+    );
+    let tk = w.net.dir.path().join("synctk");
+    let fixture = common::engine::fixture("dfix");
+    let o = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(&fixture)
+        .arg(&tk)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(
+        tk.join("direct/preSnapshot.lua"),
+        "RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
+         sourceDirectory = config.path, excludePaths = { \"skip-me\", \"followed/inner\" }, \
+         followSymlinkPaths = { \"followed\", \"file-link\" } }\n",
+    )
+    .unwrap();
+    let data = w.net.dir.path().join("data");
+    let ctx = w.net.dir.path().join("ctx.json");
+    std::fs::write(
+        &ctx,
+        json!({
+            "config": {"path": "src"},
+            "repository": {},
+            "source": {"environment": "there", "environmentUser": h.user, "host": h.addr, "guid": "g"},
+            "parameters": {},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = w.run(&[
+        "run-hook",
+        tk.to_str().unwrap(),
+        "direct/preSnapshot",
+        "--environment",
+        "there",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let read = |p: &str| std::fs::read_to_string(data.join(p)).ok();
+    assert_eq!(read("keep/a").as_deref(), Some("a\n"));
+    assert_eq!(read("top").as_deref(), Some("top\n"));
+    assert!(!data.join("skip-me").exists(), "excluded");
+    // followed: a real directory now, its excluded part left out.
+    let m = std::fs::symlink_metadata(data.join("followed")).unwrap();
+    assert!(m.is_dir(), "followed is copied as a directory");
+    assert_eq!(read("followed/file").as_deref(), Some("f\n"));
+    assert!(!data.join("followed/inner").exists());
+    // file-link: followed to a file; kept-link: kept as a link.
+    assert!(
+        !std::fs::symlink_metadata(data.join("file-link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(read("file-link").as_deref(), Some("f\n"));
+    assert_eq!(
+        std::fs::read_link(data.join("kept-link")).unwrap(),
+        PathBuf::from("keep")
+    );
+}
+
+/// Install the delphixdb simulator in the host user's ~/bin (on its PATH
+/// for SSH sessions); returns its path.
+fn install_delphixdb(h: &common::sshhosts::Host) -> String {
+    let sim = common::engine::repo().join("toolkits/delphixdb/sim/delphixdb");
+    h.must(&format!(
+        "mkdir -p ~/bin && cp {} ~/bin/delphixdb && chmod 755 ~/bin/delphixdb",
+        sim.display()
+    ));
+    h.set_path(&format!(
+        "{}/bin:/usr/local/bin:/usr/bin:/bin",
+        h.home.display()
+    ));
+    format!("{}/bin/delphixdb", h.home.display())
+}
+
+fn names(v: &Value, key: &str) -> Vec<(String, bool)> {
+    let mut n: Vec<(String, bool)> = v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["vanished"] == true,
+            )
+        })
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn discovery_finds_what_to_link_and_a_refresh_shows_changes() {
+    let Some(w) = World::new(
+        "discovery_finds_what_to_link_and_a_refresh_shows_changes",
+        1,
+    ) else {
+        return;
+    };
+    let h = &w.net.hosts[0];
+    let prog = install_delphixdb(h);
+    h.must("delphixdb() { ~/bin/delphixdb \"$@\"; }; delphixdb new prod --port=5000 && delphixdb new sales --port=5001");
+    let tk = common::engine::repo().join("toolkits/delphixdb");
+    w.ok(&["toolkit", "install", tk.to_str().unwrap()]);
+    let v = w.add_ssh("there", 0);
+    let added: Vec<String> = serde_json::from_value(v["discovery"]["added"].clone()).unwrap();
+    assert!(
+        added.contains(&format!("delphixdb repository {prog}")),
+        "{v:#}"
+    );
+    assert!(
+        added.contains(&"delphixdb sourceConfig prod".to_string()),
+        "{v:#}"
+    );
+
+    let show_json = || -> Value {
+        serde_json::from_slice(&w.ok(&["env", "show", "there", "--json"]).stdout).unwrap()
+    };
+    let s = show_json();
+    assert_eq!(names(&s, "repositories"), vec![(prog.clone(), false)]);
+    assert_eq!(
+        names(&s, "sourceConfigs"),
+        vec![("prod".into(), false), ("sales".into(), false)]
+    );
+    assert_eq!(s["sourceConfigs"][0]["repository"], prog);
+
+    // One database added, one removed: the refresh shows both, and
+    // duplicates nothing.
+    h.must("~/bin/delphixdb new hr --port=5002 && ~/bin/delphixdb drop sales");
+    let o = w.ok(&["env", "refresh", "there", "--json"]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["added"], json!(["delphixdb sourceConfig hr"]), "{r:#}");
+    assert_eq!(
+        r["vanished"],
+        json!(["delphixdb sourceConfig sales"]),
+        "{r:#}"
+    );
+    let s = show_json();
+    assert_eq!(
+        names(&s, "sourceConfigs"),
+        vec![
+            ("hr".into(), false),
+            ("prod".into(), false),
+            ("sales".into(), true)
+        ]
+    );
+    let o = w.ok(&["env", "refresh", "there", "--json"]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["added"], json!([]), "{r:#}");
+    assert_eq!(names(&show_json(), "sourceConfigs").len(), 3);
+
+    // Link by discovered name: a vanished one and an unknown one are clear
+    // errors; the state directory is private to root here, so the remote
+    // staging host cannot see the storage: a clear error at link time.
+    let o = w.run(&[
+        "link",
+        "ds",
+        "--toolkit",
+        "delphixdb",
+        "--environment",
+        "there",
+        "--source-config",
+        "sales",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("vanished"), "{}", stderr(&o));
+    let o = w.run(&[
+        "link",
+        "ds",
+        "--toolkit",
+        "delphixdb",
+        "--environment",
+        "there",
+        "--source-config",
+        "nope",
+    ]);
+    assert!(
+        stderr(&o).contains("discovered: hr, prod"),
+        "{}",
+        stderr(&o)
+    );
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(w.state.path(), std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(0o700);
+    let o = w.run(&[
+        "link",
+        "ds",
+        "--toolkit",
+        "delphixdb",
+        "--environment",
+        "there",
+        "--source-config",
+        "prod",
+        "--no-sync",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("does not see the dSource's storage"),
+        "{}",
+        stderr(&o)
+    );
+    // Reachable (the shared filesystem stands in for an NFS mount).
+    mode(0o755);
+    let o = w.ok(&[
+        "link",
+        "ds",
+        "--toolkit",
+        "delphixdb",
+        "--environment",
+        "there",
+        "--source-config",
+        "prod",
+        "--no-sync",
+        "--json",
+    ]);
+    let l: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(l["dsource"]["config"]["dbName"], "prod", "{l:#}");
+    assert_eq!(l["dsource"]["repository"]["installPath"], prog, "{l:#}");
+
+    // A failing discovery hook is a fault against the environment.
+    h.must("printf '#!/bin/sh\\necho broken >&2\\nexit 3\\n' > ~/bin/delphixdb");
+    let o = w.run(&["env", "refresh", "there"]);
+    assert!(!o.status.success());
+    let f: Value = serde_json::from_slice(&w.ok(&["faults", "--json"]).stdout).unwrap();
+    let text = f.to_string();
+    assert!(text.contains("discovery on environment `there`"), "{f:#}");
+    // What was found stays (not dropped by a failed refresh).
+    assert_eq!(names(&show_json(), "sourceConfigs").len(), 3);
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]

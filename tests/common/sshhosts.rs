@@ -69,6 +69,27 @@ impl Host {
         format!("[{}]:{PORT} {}\n", self.addr, self.host_key)
     }
 
+    /// Give the user's SSH sessions this `PATH` (through
+    /// `~/.ssh/environment`; the test sshd permits it).
+    pub fn set_path(&self, path: &str) {
+        let o = self.sh(&format!(
+            "mkdir -p ~/.ssh && printf 'PATH=%s\\n' '{path}' > ~/.ssh/environment"
+        ));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Run `script` on the host as its user, which must succeed; stdout.
+    pub fn must(&self, script: &str) -> String {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "on {}: {script}: {}",
+            self.addr,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// The pid of the listening sshd.
     pub fn sshd_pid(&self) -> u32 {
         self.sshd.as_ref().map_or(0, Child::id)
@@ -89,9 +110,12 @@ impl Host {
             &self.user,
             "--init-groups",
             "--",
+            "env",
+            &format!("HOME={}", self.home.display()),
+            &format!("USER={}", self.user),
             "bash",
             "-c",
-            script,
+            &format!("cd && {script}"),
         ])
     }
 
@@ -309,7 +333,7 @@ impl Net {
             format!(
                 "Port {PORT}\nListenAddress {ha}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PubkeyAuthentication yes\nAllowUsers {user}\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n",
+                 PubkeyAuthentication yes\nPermitUserEnvironment yes\nAllowUsers {user}\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n",
                 hk.display(),
                 hdir.join("sshd.pid").display(),
                 hdir.join("authorized_keys").display(),
