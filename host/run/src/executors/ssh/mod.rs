@@ -591,6 +591,17 @@ impl SshExecutor {
             self.drop_connection(&conn).await;
             return Err(lost(&t, &e.to_string()));
         }
+        // The channel that reads the output file back is opened now, while
+        // the command runs (its shell waits for the directory on stdin), so
+        // that the read-back costs one round trip after the command ends.
+        let early_rb = {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let ch = conn.handle.channel_open_session().await.ok()?;
+                ch.exec(true, script::READ_BACK_WAITING).await.ok()?;
+                Some(ch)
+            })
+        };
         let mut pre = script::Preamble::default();
         let (mut out, mut err) = (Capture::default(), Capture::default());
         let mut exit: Option<(i32, Option<i32>)> = None;
@@ -687,14 +698,27 @@ impl SshExecutor {
             )));
         };
         // Read the output file back and remove the call's directory.
-        let mut rb = conn
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| lost(&t, &e.to_string()))?;
-        rb.exec(true, script::read_back(&dir, output_limit))
-            .await
-            .map_err(|e| lost(&t, &e.to_string()))?;
+        let early = early_rb.await.ok().flatten();
+        let mut rb = match early {
+            Some(ch) => {
+                let line = format!("{} {dir}\n", output_limit.saturating_add(1));
+                ch.data(line.as_bytes())
+                    .await
+                    .map_err(|e| lost(&t, &e.to_string()))?;
+                ch
+            }
+            None => {
+                let ch = conn
+                    .handle
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| lost(&t, &e.to_string()))?;
+                ch.exec(true, script::read_back(&dir, output_limit))
+                    .await
+                    .map_err(|e| lost(&t, &e.to_string()))?;
+                ch
+            }
+        };
         let _ = rb.eof().await;
         let limit = usize::try_from(output_limit.saturating_add(1)).unwrap_or(usize::MAX);
         let (mut output, mut rb_err, mut rb_code) = (Vec::new(), Vec::new(), None);

@@ -166,6 +166,12 @@ pub(super) fn read_back(dir: &str, limit: u64) -> String {
     )
 }
 
+/// The read-back command opened while the call runs: it waits for one
+/// line `LIMIT DIR` on stdin, then writes at most LIMIT bytes of the output
+/// file in DIR and removes DIR (no line: it does nothing).
+pub(super) const READ_BACK_WAITING: &str =
+    "IFS=' ' read -r n d || exit 0; head -c \"$n\" -- \"$d/out\"; s=$?; rm -rf -- \"$d\"; exit $s";
+
 /// The command that removes a call's directory.
 pub(super) fn remove(dir: &str) -> String {
     format!("rm -rf -- {}", quote(dir))
