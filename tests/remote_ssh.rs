@@ -32,7 +32,11 @@ struct World {
 
 impl World {
     fn new(test: &str, hosts: usize) -> Option<World> {
-        let net = Net::new(test, hosts)?;
+        World::with(test, hosts, false, None)
+    }
+
+    fn with(test: &str, hosts: usize, root: bool, path: Option<&str>) -> Option<World> {
+        let net = Net::with(test, hosts, root, path)?;
         let state = tempfile::tempdir().unwrap();
         Some(World { net, state })
     }
@@ -769,6 +773,112 @@ fn discovery_finds_what_to_link_and_a_refresh_shows_changes() {
     assert!(text.contains("discovery on environment `there`"), "{f:#}");
     // What was found stays (not dropped by a failed refresh).
     assert_eq!(names(&show_json(), "sourceConfigs").len(), 3);
+}
+
+/// The walkthrough over SSH: the delphixdb primary on one test host, the
+/// staging database on another, both discovered, then link, SnapSync,
+/// change, incremental SnapSync, status, disable, enable. The SSH sessions
+/// run as root here: the staging database lives in the engine's storage,
+/// which the staging host must be able to write; the shared filesystem of
+/// the namespaces stands in for the NFS mount of that storage on the
+/// staging host, and the simulator's registry (one installation on a path
+/// both hosts see) stands in for the network between the two databases.
+#[test]
+fn walkthrough_with_primary_and_staging_on_two_hosts() {
+    let probe = tempfile::tempdir().unwrap();
+    let simdir = probe.path().join("bin");
+    std::fs::create_dir_all(&simdir).unwrap();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", simdir.display());
+    let Some(w) = World::with(
+        "walkthrough_with_primary_and_staging_on_two_hosts",
+        2,
+        true,
+        Some(&path),
+    ) else {
+        return;
+    };
+    let prog = simdir.join("delphixdb");
+    std::fs::copy(
+        common::engine::repo().join("toolkits/delphixdb/sim/delphixdb"),
+        &prog,
+    )
+    .unwrap();
+    let p = prog.display().to_string();
+    let primary = &w.net.hosts[0];
+    primary.must(&format!(
+        "{p} config backup-dir {b} && {p} new prod --port=5000 && {p} start prod && {p} write prod greeting hello",
+        b = probe.path().join("backups").display()
+    ));
+    let tk = common::engine::repo().join("toolkits/delphixdb");
+    w.ok(&["toolkit", "install", tk.to_str().unwrap()]);
+    w.add_ssh("primary", 0);
+    w.add_ssh("staging", 1);
+    let shown: Value =
+        serde_json::from_slice(&w.ok(&["env", "show", "primary", "--json"]).stdout).unwrap();
+    assert_eq!(names(&shown, "repositories"), vec![(p.clone(), false)]);
+    assert!(names(&shown, "sourceConfigs").contains(&("prod".to_string(), false)));
+
+    let json = |args: &[&str]| -> (bool, Value) {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let o = w.run(&a);
+        let v = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}): {}", show(&o)));
+        (o.status.success(), v)
+    };
+    let (ok, link) = json(&[
+        "link",
+        "prod-ds",
+        "--toolkit",
+        "delphixdb",
+        "--environment",
+        "primary",
+        "--staging-environment",
+        "staging",
+        "--source-config",
+        "prod",
+        "--param",
+        "stagingPort=5433",
+    ]);
+    assert!(ok, "{link:#}");
+    assert_eq!(link["dsource"]["environment"], "primary");
+    assert_eq!(link["dsource"]["stagingEnvironment"], "staging");
+    let snap = |id: u64| {
+        w.state
+            .path()
+            .join("storage/prod-ds/snapshots")
+            .join(id.to_string())
+            .join("files/data")
+    };
+    let read =
+        |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(read(snap(1).join("greeting")), "hello\n");
+    // The staging database runs, replicating (asked on the staging host).
+    let staged = w.net.hosts[1].must(&format!("{p} status stagingDB"));
+    assert!(staged.contains("replication-running"), "{staged}");
+
+    let (_, st) = json(&["status", "prod-ds"]);
+    assert_eq!(st["status"], "ACTIVE", "{st:#}");
+    primary.must(&format!(
+        "{p} write prod greeting bonjour && {p} write prod colour blue"
+    ));
+    let (ok, sync) = json(&["sync", "prod-ds"]);
+    assert!(ok, "{sync:#}");
+    assert_eq!(read(snap(2).join("greeting")), "bonjour\n");
+    assert_eq!(read(snap(2).join("colour")), "blue\n");
+    assert_eq!(
+        read(snap(1).join("greeting")),
+        "hello\n",
+        "snapshot 1 unchanged"
+    );
+    let (ok, _) = json(&["disable", "prod-ds"]);
+    assert!(ok);
+    let (_, st) = json(&["status", "prod-ds"]);
+    assert_eq!(st["status"], "INACTIVE");
+    let (ok, _) = json(&["enable", "prod-ds"]);
+    assert!(ok);
+    let (_, st) = json(&["status", "prod-ds"]);
+    assert_eq!(st["status"], "ACTIVE");
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

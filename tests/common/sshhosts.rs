@@ -177,6 +177,10 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// A client namespace and its hosts.
 pub struct Net {
+    /// SSH sessions run as root (no test user is made).
+    root: bool,
+    /// `SetEnv PATH=...` for the hosts' sshd.
+    path: Option<String>,
     pub id: String,
     pub client: String,
     pub hosts: Vec<Host>,
@@ -212,6 +216,12 @@ pub fn unavailable() -> Option<String> {
 impl Net {
     /// `n` hosts, or `None` (printing why) where they cannot be made.
     pub fn new(test: &str, n: usize) -> Option<Net> {
+        Net::with(test, n, false, None)
+    }
+
+    /// [`Net::new`] with SSH sessions as root (`root`) and a `PATH` for
+    /// every session (`path`, with sshd's `SetEnv`).
+    pub fn with(test: &str, n: usize, root: bool, path: Option<&str>) -> Option<Net> {
         if let Some(why) = unavailable() {
             eprintln!("\n*** SKIPPED {test}: {why} ***\n");
             println!("SKIPPED {test}: {why}");
@@ -228,6 +238,8 @@ impl Net {
         }
         let dir = tempfile::tempdir().unwrap();
         let mut net = Net {
+            root,
+            path: path.map(str::to_string),
             id: id.clone(),
             client: client.clone(),
             hosts: Vec::new(),
@@ -294,18 +306,23 @@ impl Net {
             must(&["ip", "-n", n, "link", "set", "lo", "up"]);
         }
         // The user.
-        let user = format!("lbt{}u{i}", self.id);
-        let home = PathBuf::from(format!("/home/{user}"));
-        must(&[
-            "useradd",
-            "-m",
-            "-s",
-            "/bin/bash",
-            "-d",
-            home.to_str().unwrap(),
-            &user,
-        ]);
-        must(&["usermod", "-p", "*", &user]);
+        let (user, home) = if self.root {
+            ("root".to_string(), PathBuf::from("/root"))
+        } else {
+            let user = format!("lbt{}u{i}", self.id);
+            let home = PathBuf::from(format!("/home/{user}"));
+            must(&[
+                "useradd",
+                "-m",
+                "-s",
+                "/bin/bash",
+                "-d",
+                home.to_str().unwrap(),
+                &user,
+            ]);
+            must(&["usermod", "-p", "*", &user]);
+            (user, home)
+        };
         let hdir = self.dir.path().join(format!("host{i}"));
         std::fs::create_dir_all(&hdir).unwrap();
         let hk = hdir.join("host_ed25519");
@@ -333,10 +350,14 @@ impl Net {
             format!(
                 "Port {PORT}\nListenAddress {ha}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PubkeyAuthentication yes\nPermitUserEnvironment yes\nAllowUsers {user}\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n",
+                 PubkeyAuthentication yes\nPermitUserEnvironment yes\nAllowUsers {user}\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n\
+                 PermitRootLogin prohibit-password\n{}",
                 hk.display(),
                 hdir.join("sshd.pid").display(),
                 hdir.join("authorized_keys").display(),
+                self.path
+                    .as_ref()
+                    .map_or(String::new(), |p| format!("SetEnv PATH={p}\n")),
             ),
         )
         .unwrap();
@@ -394,7 +415,9 @@ impl Drop for Net {
             h.stop();
         }
         for h in &self.hosts {
-            let _ = run(&["userdel", "-r", "-f", &h.user]);
+            if !self.root {
+                let _ = run(&["userdel", "-r", "-f", &h.user]);
+            }
             let _ = run(&["ip", "netns", "del", &h.ns]);
         }
         let _ = run(&["ip", "netns", "del", &self.client]);
