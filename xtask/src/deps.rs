@@ -17,8 +17,15 @@ pub const GUEST: &[&str] = &[
     "wasi-libc",
 ];
 
-/// Extra packages the test suite needs (real rsync and expect).
-pub const TEST: &[&str] = &["rsync", "expect"];
+/// Extra packages the test suite needs (real rsync and expect; sshd, the
+/// ssh client and `ip` for the SSH test hosts of tests/remote_ssh.rs).
+pub const TEST: &[&str] = &[
+    "rsync",
+    "expect",
+    "openssh-server",
+    "openssh-client",
+    "iproute2",
+];
 
 /// Parse `deps` arguments: `--test` adds [`TEST`], other words are package
 /// names to ensure as well.

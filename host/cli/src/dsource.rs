@@ -71,11 +71,16 @@ pub struct LinkArgs {
     #[arg(long)]
     pub staging_user: Option<String>,
     /// The source config (JSON object, e.g. {"dbName": "prod"}).
-    #[arg(long, value_name = "FILE.json")]
+    #[arg(long, value_name = "FILE.json", conflicts_with = "source_config")]
     pub config: Option<PathBuf>,
     /// The repository (JSON object, e.g. {"installPath": "/opt/db/bin/db"}).
-    #[arg(long, value_name = "FILE.json")]
+    #[arg(long, value_name = "FILE.json", conflicts_with = "source_config")]
     pub repository: Option<PathBuf>,
+    /// A source config discovery found on --environment, by name (its
+    /// repository comes with it; `lunabox env show ENV` lists them). Write
+    /// REPOSITORY/NAME when several repositories have one of that name.
+    #[arg(long, value_name = "NAME")]
+    pub source_config: Option<String>,
     /// A linking parameter; typed by the toolkit's schema. Repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
@@ -211,6 +216,7 @@ pub fn link(ctx: &Context, a: LinkArgs) -> anyhow::Result<ExitCode> {
         staging_user: a.staging_user,
         config,
         repository,
+        source_config: a.source_config,
         parameters: params,
         no_sync: a.no_sync,
         sync_every: a.sync_every,

@@ -30,9 +30,13 @@ pub struct Args {
     /// Print one JSON object: outcome, value | message+traceback | limit, stats, log.
     #[arg(long)]
     pub json: bool,
+    /// Carry out Run calls on this environment of the state (and on the
+    /// environment a call names), instead of on this machine.
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
 }
 
-pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let script = if args.file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .context("cannot read the chunk from standard input")
@@ -70,8 +74,25 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "stdin".into());
+    let executor: Arc<dyn lunabox_run::Executor> = match &args.environment {
+        Some(name) => {
+            let engine = super::jobs::open_engine(ctx)?;
+            let all = lunabox_engine::environments::list(engine.state())?;
+            if !all.iter().any(|e| &e.name == name) {
+                return Ok(usage_error(&format!(
+                    "there is no environment `{name}`; `lunabox env list` shows them"
+                )));
+            }
+            Arc::new(lunabox_engine::environments::EnvironmentRouter::new(
+                &all,
+                name,
+                &lunabox_engine::environments::StandardExecutors,
+            ))
+        }
+        None => Arc::new(LocalExecutor::new()),
+    };
     let request = HookRequest::new(script, chunk_name)
-        .with_executor(Arc::new(LocalExecutor::new()))
+        .with_executor(executor)
         .with_globals(globals)
         .with_limits(limits);
     let outcome = runtime.run_hook(request);

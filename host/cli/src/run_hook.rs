@@ -50,6 +50,11 @@ pub struct Args {
     /// {"default": RESPONSE, "calls": [{"match": {...}, ...RESPONSE}]}.
     #[arg(long, value_name = "FILE.json")]
     pub responses: Option<PathBuf>,
+    /// Carry out Run calls on the environments in the state: each call goes
+    /// to the environment it names (`environment`, else `host`), and to
+    /// this one when it names none.
+    #[arg(long, value_name = "NAME", conflicts_with = "responses")]
+    pub environment: Option<String>,
     /// Write the Run calls made (function, target, resource, variables, exit code) as a JSON array.
     #[arg(long, value_name = "FILE.json")]
     pub transcript: Option<PathBuf>,
@@ -77,7 +82,7 @@ fn read_context(path: &Path) -> Result<HookContext, String> {
     HookContext::from_json(value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let loaded = match lunabox_toolkit::load(&args.toolkit) {
         Ok(l) => l,
         Err(e) => return usage(e),
@@ -103,7 +108,23 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             Ok(x) => Arc::new(x),
             Err(e) => return usage(e),
         },
-        None => Arc::new(LocalExecutor::new()),
+        None => match &args.environment {
+            Some(name) => {
+                let engine = super::jobs::open_engine(ctx)?;
+                let all = lunabox_engine::environments::list(engine.state())?;
+                if !all.iter().any(|e| &e.name == name) {
+                    return usage(format!(
+                        "there is no environment `{name}`; `lunabox env list` shows them"
+                    ));
+                }
+                Arc::new(lunabox_engine::environments::EnvironmentRouter::new(
+                    &all,
+                    name,
+                    &lunabox_engine::environments::StandardExecutors,
+                ))
+            }
+            None => Arc::new(LocalExecutor::new()),
+        },
     };
     // Check what can be checked before starting the sandbox.
     if let Err(e) = hooks::resolve(&loaded.toolkit, &hook) {

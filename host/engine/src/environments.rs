@@ -2,10 +2,13 @@
 //! `source.environment` / `source.host` / `source.environmentUser`
 //! (and the staging ones) are opaque references to these.
 //!
+//! Two kinds: this machine (`--local`) and a host reached over SSH
+//! (`--ssh USER@HOST[:PORT]`, see [`lunabox_run::executors::ssh`]).
 //! An [`ExecutorFactory`] picks the executor for an environment: the
 //! engine's default, [`StandardExecutors`], runs local environments on this
-//! machine; an embedder brings its own through
-//! [`EngineBuilder::executors`](crate::EngineBuilder::executors).
+//! machine and SSH ones over one connection per host shared in the process
+//! (every hook of a command or of the daemon reuses it); an embedder brings
+//! its own through [`EngineBuilder::executors`](crate::EngineBuilder::executors).
 //! [`EnvironmentRouter`] is the executor a hook gets: it sends each Run call
 //! to the executor of the environment the call names.
 
@@ -18,6 +21,7 @@ use serde::Serialize;
 use super::error::{EngineError, Result};
 use super::state::{State, now_ms};
 use lunabox_run::executors::local::LocalExecutor;
+use lunabox_run::executors::ssh::{SshExecutor, SshTarget};
 use lunabox_run::{ExecError, Executor, RawResult, RunCall, RunContext};
 
 /// What kind of host an environment is.
@@ -26,12 +30,52 @@ use lunabox_run::{ExecError, Executor, RawResult, RunCall, RunContext};
 pub enum EnvKind {
     /// This machine.
     Local,
+    /// A host reached over SSH.
+    Ssh,
 }
 
 impl EnvKind {
-    fn as_str(self) -> &'static str {
+    /// The name stored and shown (`local`, `ssh`).
+    pub fn as_str(self) -> &'static str {
         match self {
             EnvKind::Local => "local",
+            EnvKind::Ssh => "ssh",
+        }
+    }
+
+    fn from_str(s: &str) -> EnvKind {
+        match s {
+            "ssh" => EnvKind::Ssh,
+            _ => EnvKind::Local,
+        }
+    }
+}
+
+/// How an SSH environment is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SshAddress {
+    /// The user to log in as.
+    pub user: String,
+    /// The host name or address.
+    pub host: String,
+    /// The SSH port (22 by default).
+    pub port: u16,
+    /// The private key file (absolute).
+    pub identity: String,
+    /// The known_hosts file the host key is checked against (absolute).
+    pub known_hosts: String,
+}
+
+impl SshAddress {
+    /// The executor's target.
+    pub fn target(&self) -> SshTarget {
+        SshTarget {
+            user: self.user.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            identity: self.identity.clone().into(),
+            known_hosts: self.known_hosts.clone().into(),
         }
     }
 }
@@ -50,6 +94,18 @@ pub struct Environment {
     pub user: String,
     /// When it was added, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// How to reach an SSH environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshAddress>,
+    /// The host's OS (`uname -s`), recorded when it was added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// The environment user's home directory on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    /// When discovery last ran on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshed_ms: Option<i64>,
 }
 
 /// Check a name of an environment or dSource: it becomes a file name.
@@ -133,30 +189,143 @@ pub fn add_local(state: &State, name: &str, user: Option<&str>) -> Result<Enviro
             "an environment named `{name}` already exists; `lunabox env list` shows it, `lunabox env rm {name}` removes it"
         )));
     }
+    let home = passwd_home(&user);
     let env = Environment {
         name: name.to_string(),
         kind: EnvKind::Local,
         host: "localhost".to_string(),
         user,
         created_ms: now_ms(),
+        ssh: None,
+        os: Some(uname_s()),
+        home,
+        refreshed_ms: None,
     };
-    state
-        .conn()
-        .execute(
-            "INSERT INTO environments (name, kind, host, user, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![env.name, env.kind.as_str(), env.host, env.user, env.created_ms],
-        )
-        .map_err(EngineError::db("adding an environment"))?;
+    insert(state, &env)?;
     Ok(env)
 }
 
+fn uname_s() -> String {
+    // SAFETY: an all-zero utsname is a valid out-parameter.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is valid for writing.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "unknown".into();
+    }
+    // SAFETY: sysname is NUL-terminated on success.
+    unsafe { std::ffi::CStr::from_ptr(u.sysname.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn passwd_home(user: &str) -> Option<String> {
+    lunabox_run::executors::account::by_name(user)
+        .ok()
+        .flatten()
+        .map(|a| a.home.display().to_string())
+}
+
+fn insert(state: &State, env: &Environment) -> Result<()> {
+    let ssh = env
+        .ssh
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_default());
+    state
+        .conn()
+        .execute(
+            "INSERT INTO environments (name, kind, host, user, created_ms, ssh, os, home) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![env.name, env.kind.as_str(), env.host, env.user, env.created_ms, ssh, env.os, env.home],
+        )
+        .map_err(EngineError::db("adding an environment"))?;
+    Ok(())
+}
+
+/// Add an SSH environment: `spec` is `USER@HOST[:PORT]`. Connects once,
+/// checks the host key against `known_hosts` (strictly) and the user, and
+/// records the host's OS and the user's home. Nothing is recorded when any
+/// of that fails.
+pub fn add_ssh(
+    state: &State,
+    name: &str,
+    spec: &str,
+    identity: &std::path::Path,
+    known_hosts: &std::path::Path,
+) -> Result<Environment> {
+    check_name("environment", name)?;
+    if get_opt(state, name)?.is_some() {
+        return Err(EngineError::Conflict(format!(
+            "an environment named `{name}` already exists; `lunabox env list` shows it, `lunabox env rm {name}` removes it"
+        )));
+    }
+    let abs = |p: &std::path::Path, what: &str| -> Result<String> {
+        let a = std::path::absolute(p)
+            .map_err(|e| EngineError::Invalid(format!("{what} {}: {e}", p.display())))?;
+        Ok(a.display().to_string())
+    };
+    let identity = abs(identity, "--identity")?;
+    let known_hosts = abs(known_hosts, "--known-hosts")?;
+    let target = SshTarget::parse(spec, identity.clone().into(), known_hosts.clone().into())
+        .map_err(EngineError::Invalid)?;
+    let exec = SshExecutor::shared(target.clone());
+    let info = exec
+        .probe()
+        .map_err(|e| EngineError::Invalid(format!("environment `{name}` was not added: {e}")))?;
+    if info.user != target.user {
+        return Err(EngineError::Invalid(format!(
+            "environment `{name}` was not added: the session on {} runs as `{}`, not `{}`",
+            target.label(),
+            info.user,
+            target.user
+        )));
+    }
+    let env = Environment {
+        name: name.to_string(),
+        kind: EnvKind::Ssh,
+        host: target.host.clone(),
+        user: target.user.clone(),
+        created_ms: now_ms(),
+        ssh: Some(SshAddress {
+            user: target.user.clone(),
+            host: target.host.clone(),
+            port: target.port,
+            identity,
+            known_hosts,
+        }),
+        os: Some(info.os),
+        home: Some(info.home),
+        refreshed_ms: None,
+    };
+    insert(state, &env)?;
+    Ok(env)
+}
+
+/// Record that discovery ran on `name` now.
+pub fn mark_refreshed(state: &State, name: &str, ms: i64) -> Result<()> {
+    state
+        .conn()
+        .execute(
+            "UPDATE environments SET refreshed_ms = ?2 WHERE name = ?1",
+            params![name, ms],
+        )
+        .map_err(EngineError::db("recording a refresh"))?;
+    Ok(())
+}
+
+const ENV_COLUMNS: &str = "name, kind, host, user, created_ms, ssh, os, home, refreshed_ms";
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Environment> {
+    let kind: String = r.get(1)?;
+    let ssh: Option<String> = r.get(5)?;
     Ok(Environment {
         name: r.get(0)?,
-        kind: EnvKind::Local,
+        kind: EnvKind::from_str(&kind),
         host: r.get(2)?,
         user: r.get(3)?,
         created_ms: r.get(4)?,
+        ssh: ssh.and_then(|s| serde_json::from_str(&s).ok()),
+        os: r.get(6)?,
+        home: r.get(7)?,
+        refreshed_ms: r.get(8)?,
     })
 }
 
@@ -165,7 +334,7 @@ pub fn get_opt(state: &State, name: &str) -> Result<Option<Environment>> {
     state
         .conn()
         .query_row(
-            "SELECT name, kind, host, user, created_ms FROM environments WHERE name = ?1",
+            &format!("SELECT {ENV_COLUMNS} FROM environments WHERE name = ?1"),
             [name],
             row,
         )
@@ -186,7 +355,9 @@ pub fn get(state: &State, name: &str) -> Result<Environment> {
 pub fn list(state: &State) -> Result<Vec<Environment>> {
     let mut st = state
         .conn()
-        .prepare("SELECT name, kind, host, user, created_ms FROM environments ORDER BY name")
+        .prepare(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments ORDER BY name"
+        ))
         .map_err(EngineError::db("listing environments"))?;
     st.query_map([], row)
         .map_err(EngineError::db("listing environments"))?
@@ -228,6 +399,8 @@ pub fn remove(state: &mut State, name: &str) -> Result<()> {
                 users.join(", ")
             )));
         }
+        tx.execute("DELETE FROM discovered WHERE environment = ?1", [name])
+            .map_err(EngineError::db("removing an environment"))?;
         tx.execute("DELETE FROM environments WHERE name = ?1", [name])
             .map_err(EngineError::db("removing an environment"))?;
         Ok(())
@@ -267,7 +440,23 @@ impl ExecutorFactory for StandardExecutors {
     fn executor_for(&self, env: &Environment) -> Arc<dyn Executor> {
         match env.kind {
             EnvKind::Local => Arc::new(LocalExecutor::new()),
+            EnvKind::Ssh => match &env.ssh {
+                Some(a) => Arc::new(SshExecutor::shared(a.target())),
+                None => Arc::new(Unreachable(env.name.clone())),
+            },
         }
+    }
+}
+
+/// The executor of an SSH environment whose address is unreadable.
+struct Unreachable(String);
+
+impl Executor for Unreachable {
+    fn execute(&self, _: &RunCall, _: &RunContext) -> std::result::Result<RawResult, ExecError> {
+        Err(ExecError::Unavailable(format!(
+            "environment `{}` has no readable SSH address in the state; remove it and add it again",
+            self.0
+        )))
     }
 }
 

@@ -19,6 +19,7 @@ mod builder;
 pub mod catalog;
 pub mod daemon;
 pub mod deadlines;
+pub mod discovery;
 pub mod dsources;
 pub mod environments;
 pub mod error;

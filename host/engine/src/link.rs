@@ -45,6 +45,10 @@ pub struct LinkRequest {
     pub config: Value,
     /// The repository (`null`: `{}`); checked against the toolkit's schema.
     pub repository: Value,
+    /// A source config discovered on the environment, by its name (the
+    /// config and its repository come from discovery; `config` and
+    /// `repository` must then be null).
+    pub source_config: Option<String>,
     /// Parameters as given (before defaults).
     pub parameters: Map<String, Value>,
     /// Skip the initial SnapSync.
@@ -199,6 +203,24 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
             inst.name
         )));
     }
+    let (discovered_config, discovered_repo) = match &req.source_config {
+        Some(sc) => {
+            if !req.config.is_null() || !req.repository.is_null() {
+                return Err(EngineError::Invalid(
+                    "--source-config takes the config and its repository from discovery; leave out --config and --repository".into(),
+                ));
+            }
+            let (c, r) =
+                super::discovery::source_config(engine.state(), &env.name, &inst.name, sc)?;
+            (c, r)
+        }
+        None => (req.config.clone(), req.repository.clone()),
+    };
+    let req = &LinkRequest {
+        config: discovered_config,
+        repository: discovered_repo,
+        ..req.clone()
+    };
     let config = if req.config.is_null() {
         json!({})
     } else {
@@ -240,6 +262,18 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
     force_remove(&storage).map_err(|e| EngineError::io("cannot clear old storage", &storage, e))?;
     let store = engine.store(&req.name);
     store.create()?;
+    if kind == SourceKind::Staged
+        && staging.kind != environments::EnvKind::Local
+        && let Err(m) = storage_reachable(
+            engine.config().executors.as_ref(),
+            &staging,
+            &storage,
+            req.staging_user.as_deref(),
+        )
+    {
+        let _ = force_remove(&storage);
+        return Err(EngineError::Invalid(m));
+    }
     if engine.storage().driver == super::storage::DriverKind::Copy {
         progress.note(&super::storage::copy_warning(&engine.storage().filesystem));
     }
@@ -330,6 +364,47 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         job: job_out,
         snapshot,
     })
+}
+
+/// Whether `staging` (a remote host) sees the dSource's storage at the
+/// same path (as when it mounts the engine's storage over NFS): a marker
+/// file made here must be visible there.
+fn storage_reachable(
+    factory: &dyn environments::ExecutorFactory,
+    staging: &environments::Environment,
+    storage: &Path,
+    user: Option<&str>,
+) -> std::result::Result<(), String> {
+    let marker = storage.join(format!(".reachable-{}", dsources::new_guid()));
+    std::fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    let mut call = lunabox_run::RunCall::new(
+        lunabox_run::RunFunction::RunBash,
+        "test -e \"$LUNABOX_MARKER\"",
+    );
+    call.target.user = user.map(str::to_string);
+    call.variables
+        .insert("LUNABOX_MARKER".into(), marker.display().to_string());
+    let ctx = lunabox_run::RunContext {
+        deadline: Some(std::time::Instant::now() + Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let r = factory.executor_for(staging).execute(&call, &ctx);
+    let _ = std::fs::remove_file(&marker);
+    match r {
+        Ok(raw) if raw.exit_code == 0 => Ok(()),
+        Ok(_) => Err(format!(
+            "the staging environment `{}` ({}) does not see the dSource's storage at {}: a staged source's storage must be \
+             reachable on its staging host at the same path (mount the engine's storage there, e.g. over NFS, \
+             or stage on this machine); nothing was linked",
+            staging.name,
+            staging.host,
+            storage.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot check that the staging environment `{}` sees the dSource's storage: {e}; nothing was linked",
+            staging.name
+        )),
+    }
 }
 
 /// Make the live storage appear at `path` (what mountSpec returned): a

@@ -162,6 +162,29 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE snapshots;
     ALTER TABLE snapshots_v3 RENAME TO snapshots;
     "#,
+    // 4: SSH environments (how to reach the host, what it is) and what
+    // discovery found on each environment. `identity` is the JSON array of
+    // an item's identity field values; a source config's `repository` is
+    // its repository's identity ('' for repositories).
+    r#"
+    ALTER TABLE environments ADD COLUMN ssh TEXT;
+    ALTER TABLE environments ADD COLUMN os TEXT;
+    ALTER TABLE environments ADD COLUMN home TEXT;
+    ALTER TABLE environments ADD COLUMN refreshed_ms INTEGER;
+    CREATE TABLE discovered (
+        environment TEXT NOT NULL REFERENCES environments(name) ON DELETE CASCADE,
+        toolkit     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        repository  TEXT NOT NULL,
+        identity    TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        found_ms    INTEGER NOT NULL,
+        seen_ms     INTEGER NOT NULL,
+        vanished_ms INTEGER,
+        PRIMARY KEY (environment, toolkit, kind, repository, identity)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

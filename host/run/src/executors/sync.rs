@@ -56,19 +56,7 @@ pub(super) fn run(
     rsync: &Path,
     setpriv: Option<&Path>,
 ) -> Result<RawResult, ExecError> {
-    let dest = ctx.data_directory.as_deref().ok_or_else(|| {
-        ExecError::Unavailable(
-            "RunSync copies into the dSource's data directory, and this hook has none \
-             (RunSync is for direct linked sources; give the hook a data directory)"
-                .to_string(),
-        )
-    })?;
-    std::fs::create_dir_all(dest).map_err(|e| {
-        ExecError::Unavailable(format!(
-            "could not create the data directory {}: {e}",
-            dest.display()
-        ))
-    })?;
+    let dest = data_directory(ctx)?;
     let source = call.source_directory.as_deref().unwrap_or_default();
     let src_local = run_as.account.home.join(source);
     let passes = plan(&src_local, &call.exclude_paths, &call.follow_symlink_paths)?;
@@ -80,33 +68,7 @@ pub(super) fn run(
         account: run_as.account.clone(),
         switch_groups: None,
     };
-    let mut raw = RawResult::default();
-    for pass in &passes {
-        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(ExecError::Deadline {
-                stdout: raw.stdout,
-                stderr: raw.stderr,
-            });
-        }
-        let dest_path = if pass.root.is_empty() {
-            dest.to_path_buf()
-        } else {
-            prepare_destination(dest, &pass.root, pass.dir)?
-        };
-        let mut src_text = source.trim_end_matches('/').to_string();
-        if !pass.root.is_empty() {
-            src_text = format!("{src_text}/{}", pass.root);
-        }
-        if pass.dir {
-            src_text.push('/');
-        }
-        let mut args: Vec<OsString> = vec!["-a".into()];
-        if pass.dir {
-            args.extend(["--delete".into(), "--delete-excluded".into()]);
-        } else {
-            args.push("--copy-links".into());
-        }
-        args.extend(pass.filters.iter().map(OsString::from));
+    let mut build = |mut args: Vec<OsString>, src_text: &str, dest: OsString| {
         if let (Some(setpriv), Some(groups)) = (setpriv, run_as.switch_groups.as_ref()) {
             let groups = if groups.is_empty() {
                 "--clear-groups".to_string()
@@ -137,14 +99,93 @@ pub(super) fn run(
             args.push("--".into());
             args.push(src_text.into());
         }
+        args.push(dest);
+        exec.command(rsync, &args, call, &client, None)
+    };
+    run_passes(ctx, dest, source, &passes, &mut build, rsync, &client)
+}
+
+/// Run the passes of a `RunSync` call whose source is elsewhere: `stat`
+/// tells what a path relative to the source is (symlink, directory) or
+/// `None` when it is missing; `build` makes the rsync command from the
+/// options, the source path text and the destination (see
+/// [`run_passes`]).
+pub(crate) fn run_with(
+    call: &RunCall,
+    ctx: &RunContext,
+    stat: &dyn Fn(&str) -> Option<(bool, bool)>,
+    build: &mut dyn FnMut(Vec<OsString>, &str, OsString) -> std::process::Command,
+    rsync: &Path,
+    client: &RunAs,
+) -> Result<RawResult, ExecError> {
+    let dest = data_directory(ctx)?;
+    let source = call.source_directory.as_deref().unwrap_or_default();
+    let passes = plan_with(stat, &call.exclude_paths, &call.follow_symlink_paths)?;
+    run_passes(ctx, dest, source, &passes, build, rsync, client)
+}
+
+fn data_directory(ctx: &RunContext) -> Result<&Path, ExecError> {
+    let dest = ctx.data_directory.as_deref().ok_or_else(|| {
+        ExecError::Unavailable(
+            "RunSync copies into the dSource's data directory, and this hook has none \
+             (RunSync is for direct linked sources; give the hook a data directory)"
+                .to_string(),
+        )
+    })?;
+    std::fs::create_dir_all(dest).map_err(|e| {
+        ExecError::Unavailable(format!(
+            "could not create the data directory {}: {e}",
+            dest.display()
+        ))
+    })?;
+    Ok(dest)
+}
+
+/// Run `passes` one after the other; `build` gets each pass's options
+/// (`-a`, deletes, filters), its source path text and its destination.
+fn run_passes(
+    ctx: &RunContext,
+    dest: &Path,
+    source: &str,
+    passes: &[Pass],
+    build: &mut dyn FnMut(Vec<OsString>, &str, OsString) -> std::process::Command,
+    rsync: &Path,
+    client: &RunAs,
+) -> Result<RawResult, ExecError> {
+    let mut raw = RawResult::default();
+    for pass in passes {
+        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ExecError::Deadline {
+                stdout: raw.stdout,
+                stderr: raw.stderr,
+            });
+        }
+        let dest_path = if pass.root.is_empty() {
+            dest.to_path_buf()
+        } else {
+            prepare_destination(dest, &pass.root, pass.dir)?
+        };
+        let mut src_text = source.trim_end_matches('/').to_string();
+        if !pass.root.is_empty() {
+            src_text = format!("{src_text}/{}", pass.root);
+        }
+        if pass.dir {
+            src_text.push('/');
+        }
+        let mut args: Vec<OsString> = vec!["-a".into()];
+        if pass.dir {
+            args.extend(["--delete".into(), "--delete-excluded".into()]);
+        } else {
+            args.push("--copy-links".into());
+        }
+        args.extend(pass.filters.iter().map(OsString::from));
         let mut d: OsString = dest_path.into_os_string();
         if pass.dir {
             d.push("/");
         }
-        args.push(d);
-        tracing::debug!(?args, "rsync pass");
-        let cmd = exec.command(rsync, &args, call, &client, None);
-        let finished = match supervise(cmd, rsync, &client, ctx) {
+        tracing::debug!(?args, src = %src_text, "rsync pass");
+        let cmd = build(args, &src_text, d);
+        let finished = match supervise(cmd, rsync, client, ctx) {
             Ok(f) => f,
             Err(ExecError::Deadline { stdout, stderr }) => {
                 return Err(ExecError::Deadline {
@@ -173,6 +214,21 @@ pub(crate) fn plan(
     excludes: &[String],
     follows: &[String],
 ) -> Result<Vec<Pass>, ExecError> {
+    let stat = |rel: &str| {
+        let m = std::fs::symlink_metadata(src.join(rel)).ok()?;
+        let is_dir = std::fs::metadata(src.join(rel)).is_ok_and(|m| m.is_dir());
+        Some((m.file_type().is_symlink(), is_dir))
+    };
+    plan_with(&stat, excludes, follows)
+}
+
+/// [`plan`] with `stat` telling what a path relative to the source is:
+/// `None` when missing, else (is a symlink, resolves to a directory).
+pub(crate) fn plan_with(
+    stat: &dyn Fn(&str) -> Option<(bool, bool)>,
+    excludes: &[String],
+    follows: &[String],
+) -> Result<Vec<Pass>, ExecError> {
     let under = |path: &str, root: &str| {
         root.is_empty() || path == root || path.starts_with(&format!("{root}/"))
     };
@@ -195,27 +251,25 @@ pub(crate) fn plan(
         let parts: Vec<&str> = f.split('/').collect();
         for i in 1..parts.len() {
             let prefix = parts[..i].join("/");
-            match std::fs::symlink_metadata(src.join(&prefix)) {
-                Err(_) => {
+            match stat(&prefix) {
+                None => {
                     tracing::debug!(path = %f, "followSymlinkPaths entry does not exist; skipped");
                     continue 'outer;
                 }
-                Ok(m) if m.file_type().is_symlink() && !kept.iter().any(|(k, _)| *k == prefix) => {
+                Some((true, _)) if !kept.iter().any(|(k, _)| *k == prefix) => {
                     return Err(ExecError::BadCall(format!(
                         "followSymlinkPaths entry `{f}` lies inside `{prefix}`, a symlink that is copied as a link; \
                          add `{prefix}` to followSymlinkPaths too"
                     )));
                 }
-                Ok(_) => {}
+                Some(_) => {}
             }
         }
-        let path = src.join(f.as_str());
-        if std::fs::symlink_metadata(&path).is_err() {
+        let Some((_, is_dir)) = stat(f.as_str()) else {
             tracing::debug!(path = %f, "followSymlinkPaths entry does not exist; skipped");
             continue;
-        }
+        };
         // A dangling link is a file pass: rsync reports it.
-        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
         kept.push((f.as_str(), is_dir));
     }
 
