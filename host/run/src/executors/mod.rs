@@ -6,6 +6,7 @@ pub mod account;
 pub mod contain;
 pub mod local;
 pub mod scripted;
+mod spawn;
 mod sync;
 
 pub use local::LocalExecutor;
