@@ -942,3 +942,110 @@ fn an_escaped_process_is_killed_by_its_cgroup_or_abandoned_after_the_grace() {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
+
+/// The cgroup v2 mount point, from /proc/self/mountinfo.
+fn cgroup2_mount() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4))?
+        })
+        .map(PathBuf::from)
+        .expect("a cgroup2 mount")
+}
+
+/// With a cgroup per call, a call's processes are in its own cgroup from
+/// the start (its shell, a child, a child that left the process group),
+/// each call has a new one, and it is removed when the call ends.
+#[test]
+fn a_call_s_processes_are_in_its_own_cgroup() {
+    if !lunabox_run::executors::contain::cgroups_available() {
+        eprintln!("skipped: no cgroup per call here (needs root and cgroup v2)");
+        return;
+    }
+    let command =
+        "cat /proc/$$/cgroup; cat /proc/self/cgroup; setsid sh -c 'cat /proc/self/cgroup'";
+    let cgroup_of_a_call = || {
+        let (r, entry) = bash(json!({ "command": command }));
+        assert_eq!(r, Ok(None));
+        // The cgroup v2 line of each (v1 hierarchies may be listed too).
+        let lines: Vec<&str> = entry
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("0::"))
+            .collect();
+        assert_eq!(lines.len(), 3, "{}", entry.stdout);
+        assert!(lines.iter().all(|l| *l == lines[0]), "{}", entry.stdout);
+        let path = lines[0].strip_prefix("0::/").expect("a cgroup v2 line");
+        let (parent, call) = path.rsplit_once('/').unwrap();
+        assert!(
+            parent.ends_with(&format!("lunabox-{}", std::process::id()))
+                && call.starts_with("call-"),
+            "{path}"
+        );
+        path.to_string()
+    };
+    let (first, second) = (cgroup_of_a_call(), cgroup_of_a_call());
+    assert_ne!(first, second);
+    for path in [first, second] {
+        assert!(
+            !cgroup2_mount().join(&path).exists(),
+            "{path} was not removed"
+        );
+    }
+}
+
+/// A command whose output file grows past the limit is stopped while it
+/// writes, call after call on one thread (whose inotify instance is kept
+/// from one call to the next).
+#[test]
+fn an_output_file_growing_past_the_limit_is_stopped_call_after_call() {
+    let exec = LocalExecutor::new();
+    let call = json!({"command": "while :; do echo 0123456789 >> \"$DLPX_OUTPUT_FILE\"; sleep 0.01; done"});
+    for _ in 0..3 {
+        let ctx = RunContext {
+            output_limit: 200,
+            ..ctx()
+        };
+        let t = Instant::now();
+        let (r, _) = lunabox_run::perform(RunFunction::RunBash, &call.to_string(), &exec, &ctx);
+        assert!(
+            matches!(&r, Err(RunFailure::BadOutput(m)) if m.contains("more than 200 bytes")),
+            "{r:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn commands_start_with_no_signal_blocked_whatever_lunabox_blocks() {
+    // Regression: the CLI blocks SIGINT/SIGTERM for its signal thread and a
+    // blocked mask is inherited across exec, so `kill -TERM $$` did nothing.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let ex = lunabox_run::executors::local::LocalExecutor::new();
+    let call = lunabox_run::RunCall::new(
+        lunabox_run::RunFunction::RunBash,
+        "grep SigBlk /proc/self/status",
+    );
+    let raw =
+        lunabox_run::Executor::execute(&ex, &call, &lunabox_run::RunContext::default()).unwrap();
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    assert_eq!(raw.exit_code, 0, "{raw:?}");
+    assert!(
+        raw.stdout.trim().ends_with("0000000000000000"),
+        "{}",
+        raw.stdout
+    );
+}

@@ -7,8 +7,10 @@
 //!   detaches itself (`setsid`, a double fork) leaves its process group and
 //!   a group kill misses it. When lunabox runs as root and a writable cgroup
 //!   v2 hierarchy is mounted, each call runs in a cgroup of its own
-//!   (`<cgroup2>/<lunabox's cgroup>/lunabox-<pid>/call-<n>`), joined before
-//!   the command starts, so nothing it starts can leave it; the deadline
+//!   (`<cgroup2>/<lunabox's cgroup>/lunabox-<pid>/call-<n>`); the command
+//!   is created in it (`clone3(CLONE_INTO_CGROUP)`, or it joins before
+//!   exec where that is refused: see [`super::spawn`]), so nothing it
+//!   starts can leave it; the deadline
 //!   writes `cgroup.kill`, which kills every process in it, detached or not.
 //!   When a call ends normally, processes it left running on purpose (a
 //!   database started with `nohup ... &`) are moved to
@@ -24,6 +26,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +84,9 @@ pub struct CallCgroup {
     dir: PathBuf,
     /// `<dir>/cgroup.procs`, ready for the child to join before exec.
     procs: CString,
+    /// The directory, open: where `clone3(CLONE_INTO_CGROUP)` puts the
+    /// child (`None` if it could not be opened).
+    fd: Option<OwnedFd>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -94,8 +100,23 @@ impl CallCgroup {
             tracing::debug!(dir = %dir.display(), "cannot make a cgroup for the call: {e}");
             return None;
         }
-        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?;
-        Some(CallCgroup { dir, procs })
+        let fd = std::fs::File::open(&dir)
+            .inspect_err(
+                |e| tracing::debug!(dir = %dir.display(), "cannot open the call's cgroup: {e}"),
+            )
+            .ok()
+            .map(OwnedFd::from);
+        let cg = CallCgroup {
+            procs: CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?,
+            dir,
+            fd,
+        };
+        Some(cg)
+    }
+
+    /// The cgroup's directory, open (for `clone3(CLONE_INTO_CGROUP)`).
+    pub fn dir_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(AsFd::as_fd)
     }
 
     /// The `cgroup.procs` path the child writes itself into (in `pre_exec`).

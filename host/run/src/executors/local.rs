@@ -30,7 +30,9 @@
 //! - **User.** See [`super::account`]: the environment user, from its home
 //!   directory; lunabox switches to it when running as root. Accounts (and
 //!   their groups) are looked up once per executor and user name.
-//! - **Process.** The child leads its own process group. The calling thread
+//! - **Process.** The child leads its own process group; with a cgroup per
+//!   call ([`super::contain`]) it is created in the call's cgroup (see
+//!   [`super::spawn`] for how, and why not by joining it). The calling thread
 //!   watches it with `poll(2)` on its stdout and stderr pipes and a pidfd
 //!   (no threads), keeping at most [`RunContext::capture_limit`] bytes of
 //!   each stream and dropping the rest. The call ends when the child has
@@ -51,13 +53,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::account::{self, Account, RunAs};
 use super::contain::{self, CallCgroup};
+use super::spawn::{self, Proc};
 use super::sync;
 use crate::{CancelToken, ExecError, Executor, RawResult, RunCall, RunContext, RunFunction};
 
@@ -294,7 +297,7 @@ impl Executor for LocalExecutor {
                     .into(),
             ));
         }
-        let child = match build(&program).spawn() {
+        let child = match spawn::spawn(&mut build(&program), &run_as, cgroup.as_ref()) {
             Ok(child) => child,
             Err(e) if !looked_up.is_empty() && e.kind() == io::ErrorKind::NotFound => {
                 // The remembered path may be stale (the program was moved or
@@ -304,8 +307,7 @@ impl Executor for LocalExecutor {
                 if found == program {
                     return Err(spawn_error(&program, &run_as, &e));
                 }
-                build(&found)
-                    .spawn()
+                spawn::spawn(&mut build(&found), &run_as, cgroup.as_ref())
                     .map_err(|e| spawn_error(&found, &run_as, &e))?
             }
             Err(e) => return Err(spawn_error(&program, &run_as, &e)),
@@ -402,6 +404,19 @@ impl LocalExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // SAFETY: runs in the forked child before exec; sigemptyset and
+        // sigprocmask are async-signal-safe. The command starts with no
+        // signal blocked, whatever lunabox's threads block (the CLI blocks
+        // SIGINT and SIGTERM for its signal thread, and a blocked mask is
+        // inherited across exec).
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
+            });
+        }
         match &run_as.switch_groups {
             None => {
                 cmd.current_dir(&a.home);
@@ -720,7 +735,7 @@ pub(super) fn supervise(
         ));
     }
     let child = cmd.spawn().map_err(|e| spawn_error(program, run_as, &e))?;
-    watch(child, program, ctx, &Guard::default())
+    watch(Proc::from_child(child), program, ctx, &Guard::default())
 }
 
 /// A pidfd for our unreaped child `pid` (readable once it has exited), or
@@ -738,12 +753,12 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 /// The child is reaped only at the end, so its pid, which is the process
 /// group's id, cannot be reused while the group may still be killed.
 fn watch(
-    child: Child,
+    child: Proc,
     program: &Path,
     ctx: &RunContext,
     guard: &Guard<'_>,
 ) -> Result<Finished, ExecError> {
-    let pidfd = pidfd_open(child.id() as libc::pid_t);
+    let pidfd = pidfd_open(child.id());
     watch_with(child, pidfd, program, ctx, guard)
 }
 
@@ -757,38 +772,68 @@ pub(super) struct Guard<'a> {
     pub cgroup: Option<&'a CallCgroup>,
 }
 
-/// An inotify descriptor watching one file for writes.
-fn inotify_on(path: &Path) -> Option<OwnedFd> {
+thread_local! {
+    /// This thread's inotify instance, made on first use and kept: closing
+    /// one destroys its fsnotify group, which waits for an SRCU grace
+    /// period (5-15 ms), so each call only adds and removes a watch.
+    static INOTIFY: Option<OwnedFd> = {
+        // SAFETY: inotify_init1 returns a new descriptor or -1.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        // SAFETY: on success fd is a new descriptor nothing else owns.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+}
+
+/// A watch for writes to one file on this thread's inotify instance,
+/// removed on drop. Used on the thread that made it only.
+struct FileWatch {
+    fd: RawFd,
+    wd: libc::c_int,
+}
+
+/// Watch `path` for writes.
+fn inotify_on(path: &Path) -> Option<FileWatch> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: inotify_init1 returns a new descriptor or -1.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd is a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = INOTIFY.with(|i| i.as_ref().map(AsRawFd::as_raw_fd))?;
+    // Events left from an earlier call's watch.
+    drain(fd);
     // SAFETY: c is NUL-terminated; fd is an inotify descriptor.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
-    (wd >= 0).then_some(fd)
+    let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) };
+    (wd >= 0).then_some(FileWatch { fd, wd })
+}
+
+impl AsRawFd for FileWatch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        // SAFETY: fd is this thread's inotify descriptor (kept until the
+        // thread ends); wd was added to it.
+        unsafe { libc::inotify_rm_watch(self.fd, self.wd) };
+        drain(self.fd);
+    }
 }
 
 /// Read and drop what an inotify descriptor has queued.
-fn drain(fd: &OwnedFd) {
+fn drain(fd: RawFd) {
     let mut buf = [0u8; 4096];
     // SAFETY: buf is valid for writing buf.len() bytes; fd is non-blocking.
-    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
 }
 
 /// [`watch`] with the child's pidfd, if there is one (without, the child
 /// is checked on between naps once its pipes are closed).
 fn watch_with(
-    mut child: Child,
+    mut child: Proc,
     mut pidfd: Option<OwnedFd>,
     program: &Path,
     ctx: &RunContext,
     guard: &Guard<'_>,
 ) -> Result<Finished, ExecError> {
-    let pgid = child.id() as libc::pid_t;
+    let pgid = child.id();
     let _registered = contain::register(pgid, guard.cgroup);
     if contain::stopping() {
         // SAFETY: killpg only sends a signal to our own child's group.
@@ -946,7 +991,7 @@ fn watch_with(
         if fds[3].revents != 0
             && let Some(n) = &notify
         {
-            drain(n);
+            drain(n.fd);
         }
     }
 
@@ -1044,7 +1089,7 @@ fn group_running(pgid: libc::pid_t) -> bool {
 
 /// Reap a killed child that has not exited yet (e.g. stuck in the kernel)
 /// on a thread of its own, so no zombie is left behind.
-fn reap_later(mut child: Child) {
+fn reap_later(mut child: Proc) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
@@ -1084,7 +1129,7 @@ mod tests {
     use super::*;
 
     /// Start `script` with bash as lunabox would.
-    fn start(exec: &LocalExecutor, script: &str) -> Child {
+    fn start(exec: &LocalExecutor, script: &str) -> Proc {
         let bash = exec.find_program("bash").unwrap();
         let run_as = exec.run_as(None).unwrap();
         let args: Vec<OsString> = vec!["-c".into(), script.into(), "t".into()];
@@ -1096,6 +1141,7 @@ mod tests {
             None,
         )
         .spawn()
+        .map(Proc::from_child)
         .unwrap()
     }
 
@@ -1141,7 +1187,7 @@ mod tests {
         };
         let t = Instant::now();
         let child = start(&exec, "echo started; exec >&- 2>&-; sleep 60");
-        let pid = child.id() as libc::pid_t;
+        let pid = child.id();
         match watch_with(child, None, p, &short, &Guard::default()) {
             Err(ExecError::Deadline { stdout, .. }) => assert_eq!(stdout, "started\n"),
             other => panic!("{other:?}"),
@@ -1154,6 +1200,95 @@ mod tests {
             -1
         );
         assert!(!group_running(pid), "the killed group still runs");
+    }
+
+    /// With a cgroup, `clone3` into it ([`spawn::spawn`]) and the
+    /// `Command` fallback (whose `pre_exec` joins it) start the same
+    /// command: arguments, environment, working directory, user, process
+    /// group, signal mask and dispositions, stdin, cgroup; and fail the
+    /// same when the program is missing.
+    #[test]
+    fn clone3_and_the_command_fallback_start_the_same() {
+        if !contain::cgroups_available() {
+            eprintln!("skipped: no cgroup per call here (needs root and cgroup v2)");
+            return;
+        }
+        let exec = LocalExecutor::new();
+        let bash = exec.find_program("bash").unwrap();
+        let ctx = RunContext {
+            deadline: Some(Instant::now() + Duration::from_secs(60)),
+            ..RunContext::default()
+        };
+        let script = format!(
+            r#"echo "args $0 $1"; env | sort; pwd; id -u; id -g; id -G
+            [ "$(cut -d' ' -f5 /proc/$$/stat)" = $$ ] && echo "leads its group"
+            grep -E '^Sig(Blk|Ign)' /proc/self/status; readlink /proc/$$/fd/0
+            case "$(cat /proc/$$/cgroup)" in *"/lunabox-{}/call-"*) echo "in its cgroup";; esac"#,
+            std::process::id()
+        );
+        let args: Vec<OsString> = vec!["-c".into(), script.into(), "name".into(), "one".into()];
+        let mut call = RunCall::new(RunFunction::RunBash, "t");
+        call.variables.insert("V".into(), "a b=c".into());
+        // A signal blocked here (as lunabox blocks SIGINT and SIGTERM): the
+        // same mask either way.
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        let mut usr2: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: usr2 is a valid sigset_t; only this thread's mask changes.
+        unsafe {
+            libc::sigemptyset(&mut usr2);
+            libc::sigaddset(&mut usr2, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &usr2, std::ptr::null_mut());
+        }
+        let run = |user: Option<&str>, clone3: bool| {
+            let run_as = exec.run_as(user).unwrap();
+            let cg = CallCgroup::new().unwrap();
+            let mut cmd = exec.command(&bash, &args, &call, &run_as, Some(&cg));
+            let child = if clone3 {
+                spawn::spawn(&mut cmd, &run_as, Some(&cg)).unwrap()
+            } else {
+                Proc::from_child(cmd.spawn().unwrap())
+            };
+            let guard = Guard {
+                output: None,
+                cgroup: Some(&cg),
+            };
+            let f = watch(child, &bash, &ctx, &guard).unwrap();
+            cg.finish();
+            assert_eq!((f.exit_code, f.stderr.as_str()), (0, ""));
+            f.stdout
+        };
+        let other = ["cloudsdk", "nobody", "daemon"]
+            .iter()
+            .filter_map(|n| account::by_name(n).ok().flatten())
+            .find(|a| a.uid != 0 && a.home.is_dir());
+        for user in [None, other.as_ref().map(|a| a.name.as_str())] {
+            let (cloned, forked) = (run(user, true), run(user, false));
+            assert_eq!(cloned, forked, "user {user:?}");
+            for line in [
+                "args name one",
+                "V=a b=c",
+                "LANG=C.UTF-8",
+                "leads its group",
+                "/dev/null",
+                "in its cgroup",
+            ] {
+                assert!(cloned.lines().any(|l| l == line), "no {line:?} in {cloned}");
+            }
+            let a = exec.run_as(user).unwrap().account;
+            assert!(cloned.contains(&format!("\n{}\n{}\n", a.home.display(), a.uid)));
+        }
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &usr2, std::ptr::null_mut()) };
+
+        let run_as = exec.run_as(None).unwrap();
+        let cg = CallCgroup::new().unwrap();
+        let missing = Path::new("/nonexistent/lunabox-test-program");
+        let mut cmd = exec.command(missing, &[], &call, &run_as, Some(&cg));
+        let cloned = spawn::spawn(&mut cmd, &run_as, Some(&cg)).unwrap_err();
+        let forked = cmd.spawn().unwrap_err();
+        assert_eq!(cloned.kind(), io::ErrorKind::NotFound);
+        assert_eq!(cloned.raw_os_error(), forked.raw_os_error());
+        assert!(!cg.populated());
     }
 
     fn p50(mut xs: Vec<f64>) -> f64 {

@@ -7,6 +7,7 @@ pub mod account;
 pub mod contain;
 pub mod local;
 pub mod scripted;
+mod spawn;
 pub mod ssh;
 mod sync;
 

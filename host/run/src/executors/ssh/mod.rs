@@ -569,8 +569,10 @@ impl SshExecutor {
         deadline: Option<Instant>,
         capture_limit: usize,
         output_limit: u64,
+        cancel: Option<crate::CancelToken>,
     ) -> Result<RawResult, ExecError> {
         let started = Instant::now();
+        let mut cancelled = false;
         let t = self.target.clone();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()) + REMOTE_SLACK);
         let payload = script::payload(
@@ -612,7 +614,14 @@ impl SshExecutor {
         let ended = loop {
             let wait_until = match killed_at {
                 Some(k) => Some(k + KILL_GRACE),
-                None => deadline,
+                // A cancellable call looks at its token every 20 ms.
+                None => match &cancel {
+                    Some(_) => {
+                        let tick = Instant::now() + Duration::from_millis(20);
+                        Some(deadline.map_or(tick, |d| d.min(tick)))
+                    }
+                    None => deadline,
+                },
             };
             let msg = match wait_until {
                 Some(d) => match tokio::time::timeout_at(d.into(), ch.wait()).await {
@@ -622,6 +631,18 @@ impl SshExecutor {
                         let _ = ch.close().await;
                         break Ended::Deadline;
                     }
+                    Err(_)
+                        if cancel
+                            .as_ref()
+                            .is_some_and(crate::CancelToken::is_cancelled) =>
+                    {
+                        tracing::debug!(host = %t.label(), "cancelled: killing the remote process group");
+                        let _ = ch.signal(Sig::KILL).await;
+                        killed_at = Some(Instant::now());
+                        cancelled = true;
+                        continue;
+                    }
+                    Err(_) if deadline.is_none_or(|d| Instant::now() < d) => continue,
                     Err(_) => {
                         tracing::debug!(host = %t.label(), "deadline passed: killing the remote process group");
                         let _ = ch.signal(Sig::KILL).await;
@@ -677,6 +698,13 @@ impl SshExecutor {
             return Err(ExecError::Unavailable(format!("on {}: {e}", t.label())));
         }
         let (code, signal) = match ended {
+            Ended::Deadline if cancelled => {
+                cleanup(dir).await;
+                return Err(ExecError::Cancelled {
+                    stdout: out.text(),
+                    stderr: err.text(),
+                });
+            }
             Ended::Deadline => {
                 cleanup(dir).await;
                 return Err(ExecError::Deadline {
@@ -915,6 +943,10 @@ impl Executor for SshExecutor {
         let this = self.clone();
         let call = call.clone();
         let (deadline, cap, limit) = (ctx.deadline, ctx.capture_limit, ctx.output_limit);
-        block(async move { this.run_command(call, name, deadline, cap, limit).await })
+        let cancel = ctx.cancel.clone();
+        block(async move {
+            this.run_command(call, name, deadline, cap, limit, cancel)
+                .await
+        })
     }
 }
