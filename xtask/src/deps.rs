@@ -18,13 +18,16 @@ pub const GUEST: &[&str] = &[
 ];
 
 /// Extra packages the test suite needs (real rsync and expect; sshd, the
-/// ssh client and `ip` for the SSH test hosts of tests/remote_ssh.rs).
+/// ssh client and `ip` for the SSH test hosts of tests/remote_ssh.rs;
+/// mkfs for the loop-mounted btrfs and XFS images of the storage tests).
 pub const TEST: &[&str] = &[
     "rsync",
     "expect",
     "openssh-server",
     "openssh-client",
     "iproute2",
+    "btrfs-progs",
+    "xfsprogs",
 ];
 
 /// Parse `deps` arguments: `--test` adds [`TEST`], other words are package
