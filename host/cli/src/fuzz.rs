@@ -32,7 +32,8 @@ Exit status: 0 no bug found, 1 a bug was found, 2 bad usage."
 pub struct Args {
     /// A toolkit directory or a built toolkit .json file.
     pub toolkit: PathBuf,
-    /// Fuzz this hook (e.g. `staged/status`); repeatable. Default: every hook.
+    /// Fuzz this hook (e.g. `staged/status`); repeatable. Default: every hook
+    /// the toolkit's author wrote.
     #[arg(long = "hook", value_name = "HOOK")]
     pub hooks: Vec<String>,
     /// A context file (as for run-hook): its parts are the first input, and
@@ -82,6 +83,19 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         match h.parse::<HookId>() {
             Ok(h) => hooks.push(h),
             Err(e) => return usage(e),
+        }
+    }
+    if hooks.is_empty() {
+        // Every hook the author wrote (not the ones the builder filled in).
+        hooks = lunabox_fuzz::hooks_of(&loaded.toolkit)
+            .into_iter()
+            .filter(|h| !loaded.origin.defaulted.contains(h))
+            .collect();
+        if hooks.is_empty() {
+            return usage(format!(
+                "{} has no hook with a script to fuzz",
+                args.toolkit.display()
+            ));
         }
     }
     let context = match &args.context {

@@ -131,12 +131,16 @@ fn at_line(chunk: &str, line: u32) -> String {
     }
 }
 
-/// Classify one run of the hook whose chunk is `chunk`.
+/// Classify one run of the hook whose chunk is `chunk`. `coverage`: the
+/// run was asked for coverage (without a report it was stopped by a trap,
+/// and an injection in it, whose line is then unknown, is left to the runs
+/// that tell its line).
 pub fn classify(
     run: &HookOutcome,
     executed: &[Executed],
     canaries: &Canaries,
     chunk: &str,
+    coverage: bool,
 ) -> Verdict {
     let mut v = Verdict::default();
     let last_line = run.coverage.as_ref().map_or(0, |c| c.last_line);
@@ -151,6 +155,9 @@ pub fn classify(
         .map(|(i, _)| i)
         .collect();
     for (n, call) in executed.iter().enumerate() {
+        if coverage && run.coverage.is_none() {
+            break;
+        }
         let Some(command) = &call.command else {
             continue;
         };

@@ -8,7 +8,7 @@
 //! source directory for `RunSync`): the same call always gets the same
 //! answer within one run, as it does from a responses file.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lunabox_run::executors::scripted::{Match, Response, ScriptedExecutor};
 use lunabox_run::{ExecError, Executor, RawResult, RunCall, RunContext, RunFunction, resource_of};
@@ -118,6 +118,7 @@ enum Answers {
     Fuzz {
         plan: Vec<Planned>,
         rng: StdRng,
+        dict: Arc<Vec<String>>,
     },
     /// A responses file, as `run-hook --responses` reads it.
     Scripted(ScriptedExecutor),
@@ -132,11 +133,13 @@ pub struct FuzzExecutor {
 impl FuzzExecutor {
     /// Answer from `plan`; a call it lacks gets a fresh response made with
     /// a generator seeded by `seed` (and is added to the plan).
-    pub fn fuzz(plan: Vec<Planned>, seed: u64) -> FuzzExecutor {
+    /// `dict`: words of the hook's script, for the documents made.
+    pub fn fuzz(plan: Vec<Planned>, seed: u64, dict: Arc<Vec<String>>) -> FuzzExecutor {
         FuzzExecutor {
             answers: Mutex::new(Answers::Fuzz {
                 plan,
                 rng: StdRng::seed_from_u64(seed),
+                dict,
             }),
             executed: Mutex::new(Vec::new()),
         }
@@ -168,14 +171,14 @@ impl Executor for FuzzExecutor {
         let response = {
             let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
             match &mut *answers {
-                Answers::Fuzz { plan, rng } => {
+                Answers::Fuzz { plan, rng, dict } => {
                     match plan.iter_mut().find(|p| p.key == key) {
                         Some(p) => {
                             p.schema = call.output_schema.clone();
                             p.response.clone()
                         }
                         None => {
-                            let r = respond::fresh(call.output_schema.as_ref(), rng);
+                            let r = respond::fresh(call.output_schema.as_ref(), rng, dict);
                             plan.push(Planned {
                                 key: key.clone(),
                                 response: r.clone(),

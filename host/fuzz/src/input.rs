@@ -64,6 +64,8 @@ pub struct Shapes {
     /// The context given with `--context` (its parts are used as given in
     /// the first input, and source and remote always).
     base: Map<String, Value>,
+    /// Words of the hook's script.
+    pub dict: std::sync::Arc<Vec<String>>,
 }
 
 fn upgrade_schema(toolkit: &Toolkit, target: UpgradeTarget) -> Option<Value> {
@@ -100,6 +102,10 @@ impl Shapes {
         hook: &HookId,
         base: Map<String, Value>,
     ) -> Shapes {
+        let dict = toolkit
+            .script(hook)
+            .map(|s| crate::values::dictionary(&lunabox_toolkit::model::lua_source(s)))
+            .unwrap_or_default();
         let parameters = match (hook.group, spec.returns) {
             (HookGroup::Upgrade, Returns::Upgraded(t)) => upgrade_schema(toolkit, t),
             (g, _) => parameters_schema(toolkit, g).map(|(_, s)| s.clone()),
@@ -116,6 +122,7 @@ impl Shapes {
             repository,
             snapshot: toolkit.snapshot_schema().cloned(),
             base,
+            dict: std::sync::Arc::new(dict),
         }
     }
 
@@ -188,12 +195,14 @@ impl Shapes {
         rng: &mut StdRng,
         canaries: &mut Canaries,
     ) -> Option<Value> {
+        let dict = self.dict.as_slice();
         let mut gen_from = |schema: &Option<Value>, with_canaries: bool, rng: &mut StdRng| {
             let mut g = Gen {
                 rng,
                 canaries: &mut *canaries,
                 style,
                 with_canaries,
+                dict,
             };
             match schema {
                 Some(s) => g.value(s, s, part),
@@ -252,6 +261,7 @@ impl Shapes {
                 canaries: &mut c,
                 style: Style::Plain,
                 with_canaries: false,
+                dict: &[],
             }
             .value(s, s, "plain"),
             None => json!({}),
@@ -277,7 +287,7 @@ impl Shapes {
                 0..=3 if !out.plan.is_empty() => {
                     let i = rng.random_range(0..out.plan.len());
                     let p = &mut out.plan[i];
-                    respond::mutate(&mut p.response, p.schema.as_ref(), rng, true);
+                    respond::mutate(&mut p.response, p.schema.as_ref(), rng, true, &self.dict);
                 }
                 4 if !out.plan.is_empty() => {
                     let i = rng.random_range(0..out.plan.len());

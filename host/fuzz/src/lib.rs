@@ -371,7 +371,13 @@ pub fn fuzz(
                 continue;
             };
             input.plan = result.plan;
-            let verdict = classify::classify(&outcome, &result.executed, &input.canaries, &t.chunk);
+            let verdict = classify::classify(
+                &outcome,
+                &result.executed,
+                &input.canaries,
+                &t.chunk,
+                options.coverage,
+            );
             if verdict.expected.is_some() {
                 report.expected_faults += 1;
             }
@@ -488,7 +494,7 @@ fn run_batch(
                             break;
                         };
                         let t = &targets[*ti];
-                        done.push((i, run_fuzz(runtime, toolkit, &t.hook, input, options)));
+                        done.push((i, run_fuzz(runtime, toolkit, t, input, options)));
                     }
                     done
                 })
@@ -520,12 +526,16 @@ fn limits_for(input: &Input, options: &Options) -> Limits {
 fn run_fuzz(
     runtime: &Runtime,
     toolkit: &Toolkit,
-    hook: &HookId,
+    target: &Target,
     input: &Input,
     options: &Options,
 ) -> RunResult {
-    let exec = Arc::new(FuzzExecutor::fuzz(input.plan.clone(), input.seed));
-    run_with(runtime, toolkit, hook, input, options, exec)
+    let exec = Arc::new(FuzzExecutor::fuzz(
+        input.plan.clone(),
+        input.seed,
+        target.shapes.dict.clone(),
+    ));
+    run_with(runtime, toolkit, &target.hook, input, options, exec)
 }
 
 fn run_with(
@@ -583,9 +593,15 @@ fn run_scripted(
 }
 
 /// The bug with signature `sig` in `result`, if it shows it.
-fn shows(result: &RunResult, input: &Input, chunk: &str, sig: &(Kind, String)) -> Option<Bug> {
+fn shows(
+    result: &RunResult,
+    input: &Input,
+    chunk: &str,
+    sig: &(Kind, String),
+    coverage: bool,
+) -> Option<Bug> {
     let o = result.outcome.as_ref()?;
-    classify::classify(o, &result.executed, &input.canaries, chunk)
+    classify::classify(o, &result.executed, &input.canaries, chunk, coverage)
         .bugs
         .into_iter()
         .find(|b| b.signature() == *sig)
@@ -613,7 +629,7 @@ impl minimize::Check for Replay<'_> {
             self.options,
             scripted,
         );
-        shows(&r, input, &self.target.chunk, &self.sig).is_some()
+        shows(&r, input, &self.target.chunk, &self.sig, self.options.coverage).is_some()
     }
 }
 
@@ -706,7 +722,7 @@ fn replays(
         ..small.clone()
     };
     let r = run_scripted(runtime, toolkit, &target.hook, &input, options, scripted);
-    shows(&r, &input, &target.chunk, sig)
+    shows(&r, &input, &target.chunk, sig, options.coverage)
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<(), FuzzError> {

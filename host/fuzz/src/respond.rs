@@ -27,7 +27,7 @@ const STREAMS: &[&str] = &[
 
 /// A fresh response to a call with this output schema: mostly a success
 /// with a document valid against the schema.
-pub fn fresh(schema: Option<&Value>, rng: &mut StdRng) -> Response {
+pub fn fresh(schema: Option<&Value>, rng: &mut StdRng, dict: &[String]) -> Response {
     let exit_code = if rng.random_bool(0.85) {
         0
     } else {
@@ -41,17 +41,17 @@ pub fn fresh(schema: Option<&Value>, rng: &mut StdRng) -> Response {
         hang: false,
     };
     if let Some(s) = schema {
-        let v = valid_document(s, rng);
+        let v = valid_document(s, rng, dict);
         r.output = serde_json::to_vec(&v).expect("a JSON value serializes");
         if rng.random_bool(0.3) {
-            mutate_output(&mut r, Some(s), rng);
+            mutate_output(&mut r, Some(s), rng, dict);
         }
     }
     r
 }
 
 /// A document for `schema`, in the schema's own shape.
-pub fn valid_document(schema: &Value, rng: &mut StdRng) -> Value {
+pub fn valid_document(schema: &Value, rng: &mut StdRng, dict: &[String]) -> Value {
     let mut canaries = Canaries::default();
     let style = if rng.random_bool(0.3) {
         Style::Plain
@@ -63,12 +63,19 @@ pub fn valid_document(schema: &Value, rng: &mut StdRng) -> Value {
         canaries: &mut canaries,
         style,
         with_canaries: false,
+        dict,
     }
     .value(schema, schema, "output")
 }
 
 /// Change one thing about `r`.
-pub fn mutate(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng, hangs: bool) {
+pub fn mutate(
+    r: &mut Response,
+    schema: Option<&Value>,
+    rng: &mut StdRng,
+    hangs: bool,
+    dict: &[String],
+) {
     match rng.random_range(0..10) {
         0 => {
             r.exit_code = if r.exit_code == 0 {
@@ -82,7 +89,7 @@ pub fn mutate(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng, hangs:
         3 if hangs && rng.random_bool(0.1) => r.hang = true,
         4 | 5 => {
             if let Some(s) = schema {
-                r.output = serde_json::to_vec(&valid_document(s, rng)).expect("serializes");
+                r.output = serde_json::to_vec(&valid_document(s, rng, dict)).expect("serializes");
             }
             r.exit_code = 0;
             r.hang = false;
@@ -90,18 +97,36 @@ pub fn mutate(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng, hangs:
         _ => {
             r.exit_code = 0;
             r.hang = false;
-            mutate_output(r, schema, rng);
+            mutate_output(r, schema, rng, dict);
         }
     }
 }
 
 /// Mutate the output document of `r` (made valid first if it has none).
-pub fn mutate_output(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng) {
+pub fn mutate_output(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng, dict: &[String]) {
     let mut doc = lunabox_toolkit::json::parse_slice(&r.output)
         .ok()
-        .or_else(|| schema.map(|s| valid_document(s, rng)))
+        .or_else(|| schema.map(|s| valid_document(s, rng, dict)))
         .unwrap_or(Value::Null);
-    let text = match rng.random_range(0..12) {
+    let text = match rng.random_range(0..14) {
+        12 | 13 if !dict.is_empty() => {
+            // A field or value the hook's script names.
+            let w = dict.choose(rng).expect("not empty").clone();
+            let v = match rng.random_range(0..4) {
+                0 => json!(rng.random_range(-2..100)),
+                1 => json!(w.clone()),
+                2 => json!(true),
+                _ => json!(*crate::values::EDGE_STRINGS.choose(rng).expect("not empty")),
+            };
+            match &mut doc {
+                Value::Object(o) => {
+                    o.insert(w, v);
+                }
+                Value::String(_) => doc = json!(w),
+                _ => replace_a_node(&mut doc, rng, |_, _| v.clone()),
+            }
+            None
+        }
         0 => {
             drop_a_field(&mut doc, rng);
             None
@@ -252,9 +277,9 @@ fn empty_like(v: &Value, rng: &mut StdRng) -> Value {
 
 fn huge(rng: &mut StdRng) -> Value {
     match rng.random_range(0..3) {
-        0 => Value::String("x".repeat(200_000)),
-        1 => Value::Array((0..5000).map(|i| json!(i)).collect()),
-        _ => Value::Object((0..2000).map(|i| (format!("k{i}"), json!(i))).collect()),
+        0 => Value::String("x".repeat(64 << 10)),
+        1 => Value::Array((0..1000).map(|i| json!(i)).collect()),
+        _ => Value::Object((0..300).map(|i| (format!("k{i}"), json!(i))).collect()),
     }
 }
 

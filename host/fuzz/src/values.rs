@@ -126,6 +126,42 @@ pub struct Gen<'a> {
     pub style: Style,
     /// Put canaries in strings (parameters, config, repository).
     pub with_canaries: bool,
+    /// Words from the hook's script (field names, string literals): extra
+    /// fields and strings use them, so a document reaches the fields and
+    /// values the hook looks for even when its schema does not name them.
+    pub dict: &'a [String],
+}
+
+/// The words of a Lua script worth guessing: names after `.` or `:` and
+/// short string literals, without repeats, sorted.
+pub fn dictionary(script: &str) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let b = script.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if (c == b'.' || c == b':') && i + 1 < b.len() && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_') {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            out.insert(script[start..j].to_string());
+            i = j;
+        } else if c == b'"' || c == b'\'' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != c && b[j] != b'\n' && b[j] != b'\\' {
+                j += 1;
+            }
+            if j < b.len() && b[j] == c && j - i - 1 <= 40 && j > i + 1 {
+                out.insert(script[i + 1..j].to_string());
+            }
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out.into_iter().take(200).collect()
 }
 
 const MAX_DEPTH: usize = 12;
@@ -211,6 +247,9 @@ impl Gen<'_> {
         match self.rng.random_range(0..4) {
             0 => Value::String(self.string(&Map::new(), path)),
             1 => json!(self.rng.random_range(-3..100)),
+            _ if !self.dict.is_empty() && self.rng.random_bool(0.5) => {
+                Value::String(self.dict.choose(self.rng).expect("not empty").clone())
+            }
             2 => Value::Bool(self.rng.random_bool(0.5)),
             _ => Value::Null,
         }
@@ -241,12 +280,17 @@ impl Gen<'_> {
             }
         }
         let extra_allowed = !matches!(s.get("additionalProperties"), Some(Value::Bool(false)));
-        if self.style == Style::Wild && extra_allowed && self.rng.random_bool(0.1) {
-            let extra = match s.get("additionalProperties") {
-                Some(sub @ Value::Object(_)) => self.value_at(sub, root, &format!("{path}.x"), depth + 1),
-                _ => self.any_scalar(&format!("{path}.extra")),
+        let p_extra = if self.dict.is_empty() { 0.1 } else { 0.4 };
+        if self.style == Style::Wild && extra_allowed && self.rng.random_bool(p_extra) {
+            let name = match self.dict.choose(self.rng) {
+                Some(w) if self.rng.random_bool(0.8) => w.clone(),
+                _ => "extra field".to_string(),
             };
-            out.insert("extra field".into(), extra);
+            let extra = match s.get("additionalProperties") {
+                Some(sub @ Value::Object(_)) => self.value_at(sub, root, &format!("{path}.{name}"), depth + 1),
+                _ => self.any_scalar(&format!("{path}.{name}")),
+            };
+            out.entry(name).or_insert(extra);
         }
         if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
             let mut i = 0;
@@ -299,6 +343,7 @@ impl Gen<'_> {
             let edge = *EDGE_STRINGS.choose(self.rng).expect("not empty");
             match self.rng.random_range(0..10) {
                 0 => "x".repeat(self.rng.random_range(100..600)),
+                1 | 2 if !self.dict.is_empty() => self.dict.choose(self.rng).expect("not empty").clone(),
                 _ => edge.to_string(),
             }
         };
@@ -482,6 +527,12 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn dictionary_words() {
+        let d = dictionary("local x = info.size or t:get('STOPPED') .. \"a b\" -- x.y");
+        assert_eq!(d, vec!["STOPPED", "a b", "get", "size", "y"]);
+    }
+
+    #[test]
     fn canaries_are_found_by_path() {
         let mut c = Canaries::default();
         let a = c.token("parameters.a");
@@ -506,6 +557,7 @@ mod tests {
                 canaries: &mut canaries,
                 style: Style::Wild,
                 with_canaries: true,
+                dict: &[],
             };
             let v = g.value(&schema, &schema, "p");
             let n = v["n"].as_i64().unwrap();
