@@ -59,6 +59,7 @@ pub struct Shapes {
     config: Option<Value>,
     repository: Option<Value>,
     snapshot: Option<Value>,
+    parameters_check: Option<Schema>,
     config_check: Option<Schema>,
     repository_check: Option<Schema>,
     /// The context given with `--context` (its parts are used as given in
@@ -115,6 +116,7 @@ impl Shapes {
         let compile = |s: &Option<Value>| s.as_ref().and_then(|s| Schema::compile(s).ok());
         Shapes {
             spec,
+            parameters_check: compile(&parameters),
             config_check: compile(&config),
             repository_check: compile(&repository),
             parameters,
@@ -358,6 +360,13 @@ impl Shapes {
                 remove_at(&mut candidate, &at);
             }
             let ok = match part {
+                "parameters" => {
+                    let mut with_defaults = candidate.clone();
+                    if let Some(s) = &self.parameters {
+                        lunabox_toolkit::hook::params::apply_defaults(s, &mut with_defaults);
+                    }
+                    valid(&self.parameters_check, &with_defaults)
+                }
                 "config" => valid(&self.config_check, &candidate),
                 "repository" => valid(&self.repository_check, &candidate),
                 _ => true,
