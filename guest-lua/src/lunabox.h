@@ -106,4 +106,17 @@ void lbx_set_globals(lua_State *L, const char *json, size_t len);
 /* Register RunBash, RunCommand, RunExpect, RunPowerShell, RunSync and print. */
 void lbx_open_runfns(lua_State *L);
 
+/* ---- coverage.c (only for hooks run with the `coverage` option) ---- */
+
+/* Coverage is being recorded for the running hook. */
+extern int lbx_cov_on;
+/* Start recording for the chunk just loaded (the Lua function on top of the
+ * stack; `src`/`len` its text): sets the line hook. */
+void lbx_cov_begin(lua_State *L, const char *src, size_t len);
+/* Note the chunk's current line as the line of a Run call. */
+void lbx_cov_note_call(void);
+/* Remove the line hook and report through the `coverage` import (also
+ * when recording never began: an empty report). */
+void lbx_cov_end(lua_State *L);
+
 #endif

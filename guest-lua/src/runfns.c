@@ -90,6 +90,8 @@ static int run_fn(lua_State *L) {
   hook_option_string_t ok = {0};
   lunabox_hook_host_run_failure_t err;
   memset(&err, 0, sizeof err);
+  if (lbx_cov_on)
+    lbx_cov_note_call();
   int success = lunabox_hook_host_run(fn_ids[which], &call, &ok, &err);
 
   if (success) {

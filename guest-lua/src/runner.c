@@ -335,6 +335,8 @@ static int hook_body(lua_State *L) {
   }
 
   /* Run. */
+  if (job->options->coverage)
+    lbx_cov_begin(L, src, len);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, LBX_TRACEBACK);
   lua_pushcfunction(L, msgh);
@@ -452,6 +454,8 @@ bool exports_lunabox_hook_runner_run_hook(hook_string_t *script,
   lua_pushlightuserdata(L, &job);
   int status = lua_pcall(L, 1, 0, 0);
 
+  if (options->coverage)
+    lbx_cov_end(L);
   hook_string_free(script);
   hook_string_free(chunk_name);
   hook_string_free(globals_json);

@@ -19,7 +19,10 @@
 //! With `--tests`, each file's leading `--!` lines say what to expect:
 //! `--! globals: {json}`, `--! result: {json}`, `--! error: KIND`,
 //! `--! message: substring`, `--! compile-only`, `--! max-result-bytes: N`,
-//! `--! memory: BYTES`, `--! log: substring`.
+//! `--! memory: BYTES`, `--! log: substring`, `--! coverage: RAN / LINES /
+//! CALLS` (run with the `coverage` option; each part a comma-separated
+//! list of line numbers: the lines that ran, the lines with code, each Run
+//! call's line).
 
 use crate::workspace;
 use anyhow::{Context, Result, anyhow, bail};
@@ -42,6 +45,7 @@ struct State {
     limits: StoreLimits,
     log: Vec<String>,
     calls: Vec<String>,
+    coverage: Option<String>,
 }
 
 impl WasiView for State {
@@ -111,6 +115,23 @@ impl host::Host for State {
         println!("[log {level:?}] {message}");
         self.log.push(message);
     }
+
+    fn coverage(&mut self, r: host::CoverageReport) {
+        let list = |l: &[u32]| {
+            l.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let text = format!(
+            "{} / {} / {}",
+            list(&r.ran),
+            list(&r.lines),
+            list(&r.call_lines)
+        );
+        println!("[coverage] {text} (last line {})", r.last_line);
+        self.coverage = Some(text);
+    }
 }
 
 /// One hook run's settings.
@@ -120,6 +141,7 @@ struct Job {
     compile_only: bool,
     max_result_bytes: u32,
     memory: Option<usize>,
+    coverage: bool,
 }
 
 impl Default for Job {
@@ -129,6 +151,7 @@ impl Default for Job {
             compile_only: false,
             max_result_bytes: 1 << 20,
             memory: None,
+            coverage: false,
         }
     }
 }
@@ -137,6 +160,7 @@ struct Outcome {
     result: Result<String, HookError>,
     log: Vec<String>,
     scratch_files: Vec<String>,
+    coverage: Option<String>,
 }
 
 struct Harness {
@@ -183,6 +207,7 @@ impl Harness {
             limits: limits.build(),
             log: Vec::new(),
             calls: Vec::new(),
+            coverage: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -195,6 +220,7 @@ impl Harness {
             max_call_bytes: 16 << 20,
             max_message_bytes: 64 << 10,
             random_seed: 42,
+            coverage: job.coverage,
         };
         let result = hook
             .lunabox_hook_runner()
@@ -209,6 +235,7 @@ impl Harness {
             result,
             log: std::mem::take(&mut store.data_mut().log),
             scratch_files,
+            coverage: store.data_mut().coverage.take(),
         })
     }
 }
@@ -324,6 +351,7 @@ struct Expect {
     error: Option<String>,
     message: Vec<String>,
     log: Vec<String>,
+    coverage: Option<String>,
 }
 
 fn parse_expect(script: &str) -> Result<(Job, Expect)> {
@@ -351,6 +379,10 @@ fn parse_expect(script: &str) -> Result<(Job, Expect)> {
             "error" => ex.error = Some(val.to_string()),
             "message" => ex.message.push(val.to_string()),
             "log" => ex.log.push(val.to_string()),
+            "coverage" => {
+                job.coverage = true;
+                ex.coverage = Some(val.to_string());
+            }
             other => bail!("unknown expectation `--! {other}`"),
         }
     }
@@ -402,6 +434,11 @@ fn check(o: &Outcome, ex: &Expect) -> Result<(), String> {
         if !o.log.iter().any(|l| l.contains(want.as_str())) {
             return Err(format!("log {:?} has no line containing {want:?}", o.log));
         }
+    }
+    if let Some(want) = &ex.coverage
+        && o.coverage.as_deref().map(str::trim) != Some(want.as_str())
+    {
+        return Err(format!("coverage {:?}, expected {want:?}", o.coverage));
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ mod daemon;
 mod dsource;
 mod env;
 mod eval;
+mod fuzz;
 mod init;
 mod jobs;
 mod limits;
@@ -92,6 +93,8 @@ enum Command {
     Init(init::Args),
     /// Run one hook of a toolkit, for real or against scripted responses.
     RunHook(run_hook::Args),
+    /// Fuzz a toolkit's hooks: generated inputs and Run-call answers, bugs with reproducers.
+    Fuzz(fuzz::Args),
     /// Manage environments (hosts that Run calls are carried out on).
     #[command(subcommand)]
     Env(env::Command),
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::Build(a) => build::run(&ctx, a),
         Command::Init(a) => init::run(&ctx, a),
         Command::RunHook(a) => run_hook::run(&ctx, a),
+        Command::Fuzz(a) => fuzz::run(&ctx, a),
         Command::Env(c) => env::run(&ctx, c),
         Command::Toolkit(c) => toolkit::run(&ctx, c),
         Command::Link(a) => dsource::link(&ctx, a),

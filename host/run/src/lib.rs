@@ -215,6 +215,11 @@ pub struct TranscriptEntry {
     pub host: Option<String>,
     /// The resource whose text is the command, when it is one.
     pub resource: Option<String>,
+    /// The command's text when it is not a resource's (an inline command,
+    /// or a resource's text with something added), so that what reached
+    /// the shell can be read (the sandbox masks secrets in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// The call's variables as text (the sandbox masks secrets in them).
     pub variables: BTreeMap<String, String>,
     /// `null` when the call did not run (bad call, unavailable, deadline).

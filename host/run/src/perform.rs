@@ -26,6 +26,7 @@ pub(super) fn perform(
                 user: target.user,
                 host: target.host,
                 resource: None,
+                command: None,
                 variables: BTreeMap::new(),
                 exit_code: None,
                 stdout: String::new(),
@@ -47,6 +48,10 @@ pub(super) fn perform(
         environment: call.target.environment.clone(),
         user: call.target.user.clone(),
         host: call.target.host.clone(),
+        command: match resource {
+            Some(_) => None,
+            None => call.command.clone(),
+        },
         resource,
         variables: call.variables.clone(),
         exit_code: None,

@@ -223,3 +223,45 @@ fn responses_file_errors_name_the_file_and_field() {
         "`output: null` writes the document null"
     );
 }
+
+#[test]
+fn a_hanging_response_waits_for_the_deadline() {
+    let exec = ScriptedExecutor::from_json(&json!({"default": {"hang": true}})).unwrap();
+    let started = std::time::Instant::now();
+    let ctx = RunContext {
+        deadline: Some(started + std::time::Duration::from_millis(60)),
+        ..ctx()
+    };
+    let (r, entry) = lunabox_run::perform(
+        RunFunction::RunBash,
+        &json!({"command": "sleep 1000"}).to_string(),
+        &exec,
+        &ctx,
+    );
+    assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(60));
+    assert_eq!(entry.exit_code, None);
+    // An inline command's text is in the transcript entry.
+    assert_eq!(entry.command.as_deref(), Some("sleep 1000"));
+    let err = ScriptedExecutor::from_json(&json!({"default": {"hang": 1}})).unwrap_err();
+    assert!(err.to_string().contains("default.hang"), "{err}");
+}
+
+#[test]
+fn a_responses_file_written_back_reads_the_same() {
+    let exec = responses();
+    let again = ScriptedExecutor::from_json(&exec.to_json()).unwrap();
+    assert_eq!(again.to_json(), exec.to_json());
+    for (function, c) in [
+        (RunFunction::RunBash, json!({"command": "query_status\n", "user": "staging", "outputSchema": {"type": "string"}})),
+        (RunFunction::RunExpect, json!({"command": "x", "outputSchema": {}})),
+        (RunFunction::RunBash, json!({"command": "raw", "outputSchema": {}})),
+        (RunFunction::RunBash, json!({"command": "start_db", "environment": "ENV-2"})),
+    ] {
+        assert_eq!(call(&exec, function, c.clone()), call(&again, function, c));
+    }
+    // `output` when the bytes are one compact JSON document, else `outputText`.
+    let t = exec.to_json();
+    assert_eq!(t["calls"][3]["output"], json!({"ok": true, "n": [1, 2.5, null]}));
+    assert_eq!(t["calls"][5]["outputText"], "not json");
+}

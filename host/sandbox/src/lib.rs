@@ -50,7 +50,7 @@ pub use lunabox_run::CancelToken;
 pub use lunabox_toolkit::validate::SyntaxError;
 pub use metrics::MetricsSnapshot;
 pub use outcome::{
-    HookOutcome, HostError, HostErrorKind, LimitStop, LogLine, Outcome, QuotaStop, RunFault,
+    Coverage, HookOutcome, HostError, HostErrorKind, LimitStop, LogLine, Outcome, QuotaStop, RunFault,
     ScriptError, ScriptErrorKind, Stats,
 };
 pub use request::{DenyRunCalls, HookRequest, ValueCheck};
@@ -367,9 +367,12 @@ impl Runtime {
             log,
             transcript,
             stats,
+            coverage,
             ..
         } = outcome;
-        HookOutcome::finish(result, log, transcript, stats, &secrets)
+        let mut finished = HookOutcome::finish(result, log, transcript, stats, &secrets);
+        finished.coverage = coverage;
+        finished
     }
 
     async fn run_admitted(
@@ -421,6 +424,7 @@ impl Runtime {
             inline_calls: inline,
             throttled: Duration::ZERO,
             resumed: clock.clone(),
+            coverage: None,
         };
         let mut store = wasmtime::Store::new(&flavor.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -476,7 +480,7 @@ impl Runtime {
         });
 
         let globals = serde_json::Value::Object(request.globals).to_string();
-        let options = options_for(&limits, compile_only);
+        let options = options_for(&limits, compile_only, request.coverage);
         let call = async {
             let hook = flavor.pre.instantiate_async(&mut store).await?;
             hook.lunabox_hook_runner()
@@ -515,6 +519,7 @@ impl Runtime {
             log,
             transcript,
             throttled,
+            coverage,
             ..
         } = store.into_data();
         drop(scratch);
@@ -523,7 +528,7 @@ impl Runtime {
             tenant.0.metrics.throttled(throttled);
         }
         let run_calls = transcript.len() as u32;
-        Ok(HookOutcome::finish(
+        let mut outcome = HookOutcome::finish(
             result,
             log,
             transcript,
@@ -534,7 +539,9 @@ impl Runtime {
                 run_calls,
             },
             &[],
-        ))
+        );
+        outcome.coverage = coverage;
+        Ok(outcome)
     }
 }
 
@@ -570,8 +577,14 @@ impl RunClock {
 }
 
 /// The guest's options for a hook with `limits`: the guest enforces the
-/// host's numbers (nesting depth, call table, message length).
-fn options_for(limits: &Limits, compile_only: bool) -> bindings::runner::HookOptions {
+/// host's numbers (nesting depth, call table, message length). `coverage`:
+/// the guest records the lines that run (fuzzing only; off, it sets no line
+/// hook).
+fn options_for(
+    limits: &Limits,
+    compile_only: bool,
+    coverage: bool,
+) -> bindings::runner::HookOptions {
     bindings::runner::HookOptions {
         compile_only,
         max_result_bytes: if compile_only {
@@ -583,6 +596,7 @@ fn options_for(limits: &Limits, compile_only: bool) -> bindings::runner::HookOpt
         max_call_bytes: limits.max_call_bytes,
         max_message_bytes: limits.max_message_bytes,
         random_seed: if compile_only { 0 } else { rand::random() },
+        coverage: coverage && !compile_only,
     }
 }
 

@@ -317,6 +317,26 @@ pub struct Stats {
     pub run_calls: u32,
 }
 
+/// Which lines of a hook's chunk ran: only for a request made with
+/// [`HookRequest::with_coverage`](crate::HookRequest::with_coverage), and
+/// only when the hook ended in the guest (a value or an error; a limit, a
+/// cancellation or a trap stops it before it can report).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The lines that ran, ascending.
+    pub ran: Vec<u32>,
+    /// The lines that have code (in the chunk and every function in it),
+    /// ascending.
+    pub lines: Vec<u32>,
+    /// The line that ran last (0: none did).
+    #[serde(rename = "lastLine")]
+    pub last_line: u32,
+    /// For each Run call, in the transcript's order, the chunk's line it
+    /// was made from (0: before any line ran).
+    #[serde(rename = "callLines")]
+    pub call_lines: Vec<u32>,
+}
+
 /// Everything a hook run produced.
 #[derive(Debug, Clone)]
 pub struct HookOutcome {
@@ -328,6 +348,10 @@ pub struct HookOutcome {
     pub transcript: Vec<TranscriptEntry>,
     /// What it measured.
     pub stats: Stats,
+    /// Which lines of its chunk ran, when the request asked
+    /// ([`HookRequest::with_coverage`](crate::HookRequest::with_coverage))
+    /// and the hook ended in the guest.
+    pub coverage: Option<Coverage>,
     /// The values masked in the texts above.
     secrets: Vec<String>,
 }
@@ -347,6 +371,7 @@ impl HookOutcome {
                 wall: wall_ms,
                 ..Stats::default()
             },
+            coverage: None,
             secrets: Vec::new(),
         }
     }
@@ -366,6 +391,7 @@ impl HookOutcome {
             log,
             transcript,
             stats,
+            coverage: None,
             secrets: secrets.iter().filter(|s| !s.is_empty()).cloned().collect(),
         };
         let s = &o.secrets;
@@ -378,6 +404,9 @@ impl HookOutcome {
             m(&mut l.message);
         }
         for e in &mut o.transcript {
+            if let Some(c) = &mut e.command {
+                m(c);
+            }
             m(&mut e.stdout);
             m(&mut e.stderr);
             for (k, v) in e.variables.iter_mut() {
@@ -577,6 +606,7 @@ mod tests {
             user: None,
             host: None,
             resource: None,
+            command: Some("echo hunter2".into()),
             variables: [
                 ("PW".to_string(), "hunter2".to_string()),
                 ("DB_PASSWORD".to_string(), "x".to_string()),
@@ -601,6 +631,7 @@ mod tests {
         );
         assert_eq!(o.log[0].message, "********!");
         assert_eq!(o.transcript[0].stdout, "pw is ********");
+        assert_eq!(o.transcript[0].command.as_deref(), Some("echo ********"));
         assert_eq!(o.transcript[0].variables["PW"], MASK);
         assert_eq!(o.transcript[0].variables["DB_PASSWORD"], MASK);
         assert_eq!(o.result.message(), Some("bad ********"));

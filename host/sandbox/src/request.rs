@@ -57,6 +57,7 @@ pub struct HookRequest {
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) check: Option<ValueCheck>,
     pub(crate) label: Label,
+    pub(crate) coverage: bool,
 }
 
 /// What tracing spans and metrics call the hook.
@@ -87,6 +88,7 @@ impl HookRequest {
             tenant: None,
             cancel: None,
             check: None,
+            coverage: false,
         }
     }
 
@@ -159,6 +161,14 @@ impl HookRequest {
             toolkit: toolkit.to_string(),
             hook: hook.to_string(),
         };
+        self
+    }
+
+    /// Record which lines of the chunk run, for
+    /// [`HookOutcome::coverage`](crate::HookOutcome::coverage) (fuzzing).
+    /// Off by default: the guest then sets no line hook.
+    pub fn with_coverage(mut self, on: bool) -> HookRequest {
+        self.coverage = on;
         self
     }
 

@@ -48,6 +48,8 @@ pub struct HookState {
     pub throttled: Duration,
     /// When the hook last resumed running (CPU share accounting).
     pub resumed: crate::RunClock,
+    /// What the guest reported through `coverage` (requests with coverage).
+    pub coverage: Option<crate::Coverage>,
 }
 
 impl WasiView for HookState {
@@ -159,6 +161,16 @@ impl host::Host for HookState {
                 })))
             }
         }
+    }
+
+    async fn coverage(&mut self, report: host::CoverageReport) -> wasmtime::Result<()> {
+        self.coverage = Some(crate::Coverage {
+            ran: report.ran,
+            lines: report.lines,
+            last_line: report.last_line,
+            call_lines: report.call_lines,
+        });
+        Ok(())
     }
 
     async fn read_resource(&mut self, name: String) -> wasmtime::Result<Option<String>> {

@@ -42,6 +42,8 @@ pub struct Response {
     pub stderr: String,
     /// The output file's bytes (empty when no `output` was given).
     pub output: Vec<u8>,
+    /// The command never ends: the call waits for the hook's deadline.
+    pub hang: bool,
 }
 
 /// Which calls an entry answers; `None` fields match anything.
@@ -88,6 +90,86 @@ impl Match {
     }
 }
 
+impl Match {
+    /// This match as the file's `match` object (only the fields given).
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some(f) = self.function {
+            m.insert("function".into(), f.name().into());
+        }
+        for (key, v) in [
+            ("resource", &self.resource),
+            ("commandContains", &self.command_contains),
+            ("environment", &self.environment),
+            ("user", &self.user),
+            ("host", &self.host),
+        ] {
+            if let Some(v) = v {
+                m.insert(key.into(), v.clone().into());
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+impl Response {
+    /// What this response answers a call with: the result, or, for a
+    /// hang, the deadline (or cancel) once it comes.
+    pub fn answer(&self, ctx: &RunContext) -> Result<RawResult, ExecError> {
+        if self.hang {
+            return Err(hang(ctx));
+        }
+        Ok(RawResult {
+            exit_code: self.exit_code,
+            signal: None,
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            output: self.output.clone(),
+            output_truncated: false,
+            duration: Duration::ZERO,
+        })
+    }
+
+    /// This response as the file's RESPONSE object, fields at their
+    /// defaults left out. The output file is written as `output` when its
+    /// bytes are exactly one compact JSON document (so reading it back
+    /// gives the same bytes), else as `outputText`.
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if self.exit_code != 0 {
+            m.insert("exitCode".into(), self.exit_code.into());
+        }
+        if !self.stdout.is_empty() {
+            m.insert("stdout".into(), self.stdout.clone().into());
+        }
+        if !self.stderr.is_empty() {
+            m.insert("stderr".into(), self.stderr.clone().into());
+        }
+        if !self.output.is_empty() {
+            let as_json = lunabox_toolkit::json::parse_slice(&self.output)
+                .ok()
+                .filter(|v| {
+                    // Inside the file it sits three levels down.
+                    lunabox_toolkit::json::depth(v) + 3 <= lunabox_toolkit::json::MAX_DEPTH
+                        && serde_json::to_vec(v).ok().as_deref() == Some(&self.output[..])
+                });
+            match as_json {
+                Some(v) => m.insert("output".into(), v),
+                None => m.insert(
+                    "outputText".into(),
+                    String::from_utf8_lossy(&self.output).into_owned().into(),
+                ),
+            };
+        }
+        if self.hang {
+            m.insert("hang".into(), true.into());
+        }
+        Value::Object(m)
+    }
+}
+
 fn eq_opt(want: &Option<String>, have: &Option<String>) -> bool {
     want.as_ref()
         .is_none_or(|w| have.as_deref() == Some(w.as_str()))
@@ -120,6 +202,38 @@ impl ScriptedExecutor {
     /// Build from a JSON value of the file's format.
     pub fn from_json(value: &Value) -> Result<ScriptedExecutor, ResponsesError> {
         Self::parse(value, "responses".to_string())
+    }
+
+    /// Answer with these entries (the first matching one wins) and this
+    /// default.
+    pub fn new(calls: Vec<(Match, Response)>, default: Option<Response>) -> ScriptedExecutor {
+        ScriptedExecutor {
+            source_name: "responses".to_string(),
+            calls,
+            default,
+        }
+    }
+
+    /// The responses file that makes this executor.
+    pub fn to_json(&self) -> Value {
+        let mut top = serde_json::Map::new();
+        if let Some(d) = &self.default {
+            top.insert("default".into(), d.to_json());
+        }
+        let calls: Vec<Value> = self
+            .calls
+            .iter()
+            .map(|(m, r)| {
+                let mut entry = serde_json::Map::new();
+                entry.insert("match".into(), m.to_json());
+                if let Value::Object(fields) = r.to_json() {
+                    entry.extend(fields);
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        top.insert("calls".into(), Value::Array(calls));
+        Value::Object(top)
     }
 
     /// Where the responses came from.
@@ -210,9 +324,14 @@ fn response(v: &Value, at: &str, skip: &[&str]) -> Result<Response, String> {
                 r.output = serde_json::to_vec(v).expect("a JSON value serializes");
             }
             "outputText" => r.output = string(v, &field)?.into_bytes(),
+            "hang" => {
+                r.hang = v
+                    .as_bool()
+                    .ok_or_else(|| format!("`{field}` must be true or false, not {v}"))?;
+            }
             other => {
                 return Err(format!(
-                    "unknown field `{at}.{other}`; a response has exitCode, stdout, stderr, output (or outputText){}",
+                    "unknown field `{at}.{other}`; a response has exitCode, stdout, stderr, output (or outputText), hang{}",
                     if skip.contains(&"match") {
                         " and match"
                     } else {
@@ -294,16 +413,31 @@ impl Executor for ScriptedExecutor {
                 self.source_name
             )));
         };
-        Ok(RawResult {
-            exit_code: r.exit_code,
-            signal: None,
-            stdout: r.stdout.clone(),
-            stderr: r.stderr.clone(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            output: r.output.clone(),
-            output_truncated: false,
-            duration: Duration::ZERO,
-        })
+        r.answer(ctx)
+    }
+}
+
+/// A command that never ends: wait for the hook's deadline (or a cancel),
+/// as a real command would be killed then.
+fn hang(ctx: &RunContext) -> ExecError {
+    loop {
+        if ctx.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return ExecError::Cancelled {
+                stdout: String::new(),
+                stderr: String::new(),
+            };
+        }
+        let now = std::time::Instant::now();
+        let nap = match ctx.deadline {
+            Some(d) if now >= d => {
+                return ExecError::Deadline {
+                    stdout: String::new(),
+                    stderr: String::new(),
+                };
+            }
+            Some(d) => (d - now).min(Duration::from_millis(5)),
+            None => Duration::from_millis(5),
+        };
+        std::thread::sleep(nap);
     }
 }
