@@ -45,7 +45,10 @@ const BUGS: [(&str, &str); 4] = [
 fn planted_bugs_are_found_and_their_reproducers_replay_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("findings");
-    let (code, report) = fuzz(&out, &["--runs", "10000", "--seed", "7", "--max-calls", "50"]);
+    let (code, report) = fuzz(
+        &out,
+        &["--runs", "10000", "--seed", "7", "--max-calls", "50"],
+    );
     assert_eq!(code, 1, "exit 1 when a bug was found: {report:#}");
     assert_eq!(report["runs"], 10000);
     assert!(report["runsPerSecond"].as_f64().unwrap() > 0.0);
@@ -55,7 +58,10 @@ fn planted_bugs_are_found_and_their_reproducers_replay_them() {
         .iter()
         .map(|f| {
             (
-                (f["hook"].as_str().unwrap().to_string(), f["kind"].as_str().unwrap().to_string()),
+                (
+                    f["hook"].as_str().unwrap().to_string(),
+                    f["kind"].as_str().unwrap().to_string(),
+                ),
                 f,
             )
         })
@@ -78,7 +84,12 @@ fn planted_bugs_are_found_and_their_reproducers_replay_them() {
     assert_eq!(f["location"], "planted/staged/resync.lua:8");
     let run = replay(f, &[]);
     assert_eq!(run["kind"], "runtime", "{run:#}");
-    assert!(run["message"].as_str().unwrap().contains("resync.lua:8: attempt to perform arithmetic on a nil value"));
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("resync.lua:8: attempt to perform arithmetic on a nil value")
+    );
 
     let f = found[&("staged/status".to_string(), "bad-return".to_string())];
     assert_eq!(f["location"], "planted/staged/status.lua:7");
@@ -95,9 +106,16 @@ fn planted_bugs_are_found_and_their_reproducers_replay_them() {
     assert!(f["message"].as_str().unwrap().contains("parameters.dbName"));
     // The replayed call's command text holds the parameter's value.
     let context: Value =
-        serde_json::from_str(&std::fs::read_to_string(f["context"].as_str().unwrap()).unwrap()).unwrap();
-    let name = context["parameters"]["dbName"].as_str().unwrap().to_string();
-    assert!(name.contains("cnry"), "the minimized value keeps its canary: {name}");
+        serde_json::from_str(&std::fs::read_to_string(f["context"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let name = context["parameters"]["dbName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        name.contains("cnry"),
+        "the minimized value keeps its canary: {name}"
+    );
     let transcript = dir.path().join("transcript.json");
     let run = replay(f, &["--transcript", transcript.to_str().unwrap()]);
     assert_eq!(run["outcome"], "ok", "{run:#}");
@@ -106,9 +124,10 @@ fn planted_bugs_are_found_and_their_reproducers_replay_them() {
 
     // Minimized: one answer or none, and the default.
     for f in findings {
-        let r: Value =
-            serde_json::from_str(&std::fs::read_to_string(f["responses"].as_str().unwrap()).unwrap())
-                .unwrap();
+        let r: Value = serde_json::from_str(
+            &std::fs::read_to_string(f["responses"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
         assert!(r["calls"].as_array().unwrap().len() <= 1, "{f}: {r:#}");
     }
 }
@@ -152,7 +171,10 @@ fn correct_hooks_give_no_finding() {
     assert_eq!(code, 0);
     // virtual/start and virtual/stop fail only when their call does.
     assert!(report["expectedFaults"].as_u64().unwrap() > 0);
-    assert!(!dir.path().join("out").exists(), "nothing written without a finding");
+    assert!(
+        !dir.path().join("out").exists(),
+        "nothing written without a finding"
+    );
 }
 
 #[test]
@@ -161,7 +183,16 @@ fn the_same_seed_gives_the_same_report_and_lcov() {
     let lcov = dir.path().join("cov.info");
     let run = |n: &str, lcov: Option<&Path>| {
         let out = dir.path().join(n);
-        let mut args = vec!["--runs", "1500", "--seed", "3", "--max-calls", "50", "--jobs", "2"];
+        let mut args = vec![
+            "--runs",
+            "1500",
+            "--seed",
+            "3",
+            "--max-calls",
+            "50",
+            "--jobs",
+            "2",
+        ];
         if let Some(l) = lcov {
             args.extend(["--lcov", l.to_str().unwrap()]);
         }
@@ -184,7 +215,10 @@ fn the_same_seed_gives_the_same_report_and_lcov() {
     let b = run("b", None);
     assert_eq!(a, b);
     let info = std::fs::read_to_string(&lcov).unwrap();
-    assert!(info.contains("SF:") && info.contains("staged/resync.lua"), "{info}");
+    assert!(
+        info.contains("SF:") && info.contains("staged/resync.lua"),
+        "{info}"
+    );
     assert!(info.contains("DA:8,1"), "{info}");
     assert!(info.contains("end_of_record"));
 }
@@ -192,7 +226,14 @@ fn the_same_seed_gives_the_same_report_and_lcov() {
 #[test]
 fn usage_errors_exit_2() {
     let toolkit = planted();
-    let o = lunabox(&["fuzz", toolkit.to_str().unwrap(), "--hook", "staged/nope", "--runs", "1"]);
+    let o = lunabox(&[
+        "fuzz",
+        toolkit.to_str().unwrap(),
+        "--hook",
+        "staged/nope",
+        "--runs",
+        "1",
+    ]);
     assert_eq!(parts(&o).0, 2);
     let o = lunabox(&["fuzz", "/no/such/toolkit"]);
     assert_eq!(parts(&o).0, 2);

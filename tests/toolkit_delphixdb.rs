@@ -502,7 +502,13 @@ fn each_staged_hook_runs_with_scripted_responses() {
     let (code, j, _) = scripted("staged/status", json!({"default": {"output": "RUNNING"}}));
     assert_eq!(code, 1);
     assert_eq!(j["kind"], "runtime");
-    assert!(j["message"].as_str().unwrap().contains("does not match its outputSchema"), "{j:#}");
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its outputSchema"),
+        "{j:#}"
+    );
     // No output at all: the outputSchema check fails the Run call.
     let (code, j, _) = scripted("staged/status", json!({"default": {"exitCode": 0}}));
     assert_eq!(code, 1, "{j:#}");

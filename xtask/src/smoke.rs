@@ -117,12 +117,7 @@ impl host::Host for State {
     }
 
     fn coverage(&mut self, r: host::CoverageReport) {
-        let list = |l: &[u32]| {
-            l.iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |l: &[u32]| l.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let text = format!(
             "{} / {} / {}",
             list(&r.ran),

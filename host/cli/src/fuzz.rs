@@ -109,12 +109,19 @@ pub fn run(_ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 });
             match parsed {
                 Ok(Value::Object(m)) => {
-                    if let Err(e) = lunabox_sandbox::hook::HookContext::from_json(Value::Object(m.clone())) {
+                    if let Err(e) =
+                        lunabox_sandbox::hook::HookContext::from_json(Value::Object(m.clone()))
+                    {
                         return usage(format!("{}: {e}", path.display()));
                     }
                     m
                 }
-                Ok(_) => return usage(format!("{}: the context must be a JSON object", path.display())),
+                Ok(_) => {
+                    return usage(format!(
+                        "{}: the context must be a JSON object",
+                        path.display()
+                    ));
+                }
                 Err(e) => return usage(e),
             }
         }
@@ -206,7 +213,10 @@ fn print_human(report: &lunabox_fuzz::Report, toolkit: &std::path::Path) {
         report.runs_per_second,
         report.expected_faults,
         if report.rejected > 0 {
-            format!(", {} inputs refused by the parameter schema", report.rejected)
+            format!(
+                ", {} inputs refused by the parameter schema",
+                report.rejected
+            )
         } else {
             String::new()
         }

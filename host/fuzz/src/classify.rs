@@ -36,6 +36,7 @@ impl Kind {
 /// One bug seen in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bug {
+    /// Which kind of bug.
     pub kind: Kind,
     /// In words.
     pub message: String,
@@ -53,6 +54,7 @@ impl Bug {
 /// What one run showed.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
+    /// The bugs found, deduplicated.
     pub bugs: Vec<Bug>,
     /// An expected fault, in words (a failed Run call surfaced as the
     /// hook's fault, a hanging call ended as a time limit, ...).
@@ -92,7 +94,13 @@ const LUA_ERRORS: &[&str] = &[
     "cannot assign",
 ];
 
-const RUN_FUNCTIONS: [&str; 5] = ["RunBash", "RunCommand", "RunExpect", "RunPowerShell", "RunSync"];
+const RUN_FUNCTIONS: [&str; 5] = [
+    "RunBash",
+    "RunCommand",
+    "RunExpect",
+    "RunPowerShell",
+    "RunSync",
+];
 
 /// `chunk:LINE` from the first `chunk:LINE:` in `text`.
 pub fn location_in(text: &str, chunk: &str) -> Option<String> {
@@ -151,7 +159,10 @@ pub fn classify(
         .transcript
         .iter()
         .enumerate()
-        .filter(|(i, e)| e.exit_code.is_some() || (*i + 1 == run.transcript.len() && run.result.limit().is_some()))
+        .filter(|(i, e)| {
+            e.exit_code.is_some()
+                || (*i + 1 == run.transcript.len() && run.result.limit().is_some())
+        })
         .map(|(i, _)| i)
         .collect();
     for (n, call) in executed.iter().enumerate() {
@@ -216,10 +227,7 @@ pub fn classify(
                     let from_run_call = RUN_FUNCTIONS.iter().any(|f| text.starts_with(f));
                     // A call that never reached the executor failed as a
                     // malformed call: the hook's bug.
-                    let last_reached = run
-                        .transcript
-                        .last()
-                        .is_none_or(|e| e.exit_code.is_some());
+                    let last_reached = run.transcript.last().is_none_or(|e| e.exit_code.is_some());
                     if from_run_call && last_reached && !run.transcript.is_empty() {
                         v.expected = Some("a failed Run call raised as an error");
                     } else if from_run_call && !run.transcript.is_empty() {
@@ -256,7 +264,10 @@ pub fn classify(
         }
         Outcome::Host(h) => v.bugs.push(Bug {
             kind: Kind::RuntimeError,
-            message: format!("lunabox's sandbox failed (a lunabox bug, not the toolkit's): {}", h.message),
+            message: format!(
+                "lunabox's sandbox failed (a lunabox bug, not the toolkit's): {}",
+                h.message
+            ),
             location: chunk.to_string(),
         }),
         Outcome::Cancelled | Outcome::Quota(_) => {}
@@ -271,7 +282,10 @@ mod tests {
     #[test]
     fn locations_and_positions() {
         assert_eq!(
-            location_in("tk/staged/status.lua:12: attempt to index", "tk/staged/status.lua"),
+            location_in(
+                "tk/staged/status.lua:12: attempt to index",
+                "tk/staged/status.lua"
+            ),
             Some("tk/staged/status.lua:12".to_string())
         );
         assert_eq!(location_in("no position", "c.lua"), None);

@@ -21,6 +21,7 @@ use crate::respond;
 /// Which call a response answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CallKey {
+    /// The Run function called.
     pub function: RunFunction,
     /// The resource whose text is the command.
     pub resource: Option<String>,
@@ -69,7 +70,9 @@ impl CallKey {
 /// One planned answer.
 #[derive(Debug, Clone)]
 pub struct Planned {
+    /// Which call (function and command) it answers.
     pub key: CallKey,
+    /// The answer given.
     pub response: Response,
     /// The call's `outputSchema` when it was last seen (for mutations).
     pub schema: Option<Value>,
@@ -78,9 +81,11 @@ pub struct Planned {
 /// One call that reached the executor, and what it was answered.
 #[derive(Debug, Clone)]
 pub struct Executed {
+    /// Which call (function and command) it answers.
     pub key: CallKey,
     /// The command's text.
     pub command: Option<String>,
+    /// The answer given.
     pub response: Response,
 }
 
@@ -100,8 +105,11 @@ pub fn scripted(plan: &[Planned], default: Option<Response>) -> ScriptedExecutor
     entries.sort_by(|a, b| {
         let rank = |p: &Planned| (p.key.resource.is_none(), usize::MAX - p.key.text.len());
         rank(a).cmp(&rank(b)).then_with(|| {
-            (a.key.function.name(), &a.key.resource, &a.key.text)
-                .cmp(&(b.key.function.name(), &b.key.resource, &b.key.text))
+            (a.key.function.name(), &a.key.resource, &a.key.text).cmp(&(
+                b.key.function.name(),
+                &b.key.resource,
+                &b.key.text,
+            ))
         })
     });
     ScriptedExecutor::new(
@@ -156,7 +164,10 @@ impl FuzzExecutor {
     /// The plan as it ended (every call answered, in first-seen order),
     /// and the calls answered, in order.
     pub fn finish(self) -> (Vec<Planned>, Vec<Executed>) {
-        let executed = self.executed.into_inner().unwrap_or_else(|e| e.into_inner());
+        let executed = self
+            .executed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         let plan = match self.answers.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Answers::Fuzz { plan, .. } => plan,
             Answers::Scripted(_) => Vec::new(),
@@ -171,23 +182,21 @@ impl Executor for FuzzExecutor {
         let response = {
             let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
             match &mut *answers {
-                Answers::Fuzz { plan, rng, dict } => {
-                    match plan.iter_mut().find(|p| p.key == key) {
-                        Some(p) => {
-                            p.schema = call.output_schema.clone();
-                            p.response.clone()
-                        }
-                        None => {
-                            let r = respond::fresh(call.output_schema.as_ref(), rng, dict);
-                            plan.push(Planned {
-                                key: key.clone(),
-                                response: r.clone(),
-                                schema: call.output_schema.clone(),
-                            });
-                            r
-                        }
+                Answers::Fuzz { plan, rng, dict } => match plan.iter_mut().find(|p| p.key == key) {
+                    Some(p) => {
+                        p.schema = call.output_schema.clone();
+                        p.response.clone()
                     }
-                }
+                    None => {
+                        let r = respond::fresh(call.output_schema.as_ref(), rng, dict);
+                        plan.push(Planned {
+                            key: key.clone(),
+                            response: r.clone(),
+                            schema: call.output_schema.clone(),
+                        });
+                        r
+                    }
+                },
                 Answers::Scripted(s) => match s.response_for(call, ctx) {
                     Some(r) => r.clone(),
                     None => return s.execute(call, ctx),

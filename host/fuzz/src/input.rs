@@ -12,8 +12,8 @@ use rand::seq::IndexedRandom;
 use serde_json::{Map, Value, json};
 
 use crate::exec::Planned;
-use crate::values::{Canaries, EDGE_STRINGS, Gen, Style};
 use crate::respond;
+use crate::values::{Canaries, EDGE_STRINGS, Gen, Style};
 
 /// What one run of a hook is given.
 #[derive(Debug, Clone)]
@@ -39,10 +39,11 @@ impl Input {
             repository: get("repository"),
             source: get("source"),
             remote: get("remote"),
-            snapshot_json: self
-                .context
-                .get("snapshotJson")
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
+            snapshot_json: self.context.get("snapshotJson").map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            }),
         }
     }
 
@@ -54,6 +55,7 @@ impl Input {
 
 /// The schemas one hook's inputs are made from.
 pub struct Shapes {
+    /// What the hook's kind sees and returns.
     pub spec: &'static HookSpec,
     parameters: Option<Value>,
     config: Option<Value>,
@@ -347,10 +349,17 @@ impl Shapes {
                         Value::String(edge.to_string())
                     }
                 }
-                Value::Number(_) => [json!(0), json!(-1), json!(1), json!(65536), json!(i64::MAX), json!(2.5)]
-                    .choose(rng)
-                    .expect("not empty")
-                    .clone(),
+                Value::Number(_) => [
+                    json!(0),
+                    json!(-1),
+                    json!(1),
+                    json!(65536),
+                    json!(i64::MAX),
+                    json!(2.5),
+                ]
+                .choose(rng)
+                .expect("not empty")
+                .clone(),
                 Value::Bool(b) => Value::Bool(!*b),
                 Value::Array(_) => json!([]),
                 _ => Value::Null,
@@ -391,7 +400,11 @@ fn leaves_of(v: &Value, at: String, out: &mut Vec<String>) {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, x) in o {
-                leaves_of(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                leaves_of(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         Value::Array(a) if !a.is_empty() => {

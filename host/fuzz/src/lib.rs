@@ -38,10 +38,10 @@
 
 pub mod classify;
 pub mod exec;
-pub mod values;
 pub mod input;
 pub mod minimize;
 pub mod respond;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -308,7 +308,9 @@ pub fn fuzz(
         options.hooks.clone()
     };
     if hooks.is_empty() {
-        return Err(FuzzError::NoHooks(toolkit.name().unwrap_or("?").to_string()));
+        return Err(FuzzError::NoHooks(
+            toolkit.name().unwrap_or("?").to_string(),
+        ));
     }
     let mut targets: Vec<Target> = hooks
         .iter()
@@ -415,9 +417,7 @@ pub fn fuzz(
                     report.findings[i].hits += 1;
                     continue;
                 }
-                let finding = record(
-                    runtime, toolkit, t, &input, &bug, options, &mut written,
-                )?;
+                let finding = record(runtime, toolkit, t, &input, &bug, options, &mut written)?;
                 seen.insert(key, report.findings.len());
                 report.findings.push(finding);
             }
@@ -629,7 +629,14 @@ impl minimize::Check for Replay<'_> {
             self.options,
             scripted,
         );
-        shows(&r, input, &self.target.chunk, &self.sig, self.options.coverage).is_some()
+        shows(
+            &r,
+            input,
+            &self.target.chunk,
+            &self.sig,
+            self.options.coverage,
+        )
+        .is_some()
     }
 }
 
@@ -659,7 +666,11 @@ fn record(
         .entry((target.name.clone(), bug.kind))
         .and_modify(|n| *n += 1)
         .or_insert(1);
-    let stem = format!("{}-{}-{n}", target.name.replace('/', "-"), bug.kind.as_str());
+    let stem = format!(
+        "{}-{}-{n}",
+        target.name.replace('/', "-"),
+        bug.kind.as_str()
+    );
     std::fs::create_dir_all(&options.out).map_err(|error| FuzzError::Write {
         path: options.out.clone(),
         error,
@@ -669,7 +680,16 @@ fn record(
     let scripted = exec::scripted(&small.plan, Some(Response::default()));
     write_json(&context, &Value::Object(small.context.clone()))?;
     write_json(&responses, &scripted.to_json())?;
-    let replayed = replays(runtime, toolkit, target, &small, options, &context, &responses, &bug.signature());
+    let replayed = replays(
+        runtime,
+        toolkit,
+        target,
+        &small,
+        options,
+        &context,
+        &responses,
+        &bug.signature(),
+    );
     let reproduced = replayed.is_some();
     // The replayed run's own message (it differs in detail: smaller values).
     let message = replayed.map_or_else(|| bug.message.clone(), |b| b.message);

@@ -11,6 +11,7 @@ use crate::input::{Input, remove_at};
 
 /// Runs a candidate and says whether it still shows the finding.
 pub trait Check {
+    /// Whether `input` still reproduces the finding.
     fn still(&mut self, input: &Input) -> bool;
 }
 
@@ -78,7 +79,11 @@ fn all_pointers(v: &Value, at: String, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
-                all_pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                all_pointers(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         Value::Array(a) => {
@@ -185,7 +190,9 @@ pub fn minimize(input: &Input, kind: Kind, budget: usize, check: &mut dyn Check)
                 break;
             };
             let candidates = match v {
-                Value::String(s) if part == "snapshotJson" && s != "{}" => vec![Value::String("{}".into())],
+                Value::String(s) if part == "snapshotJson" && s != "{}" => {
+                    vec![Value::String("{}".into())]
+                }
                 Value::String(_) => Vec::new(),
                 other => shrinks(other, keep_canary),
             };

@@ -203,7 +203,11 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
-                pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                pointers(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         Value::Array(a) => {
@@ -231,7 +235,10 @@ fn drop_a_field(doc: &mut Value, rng: &mut StdRng) {
     pointers(doc, String::new(), &mut all);
     let objects: Vec<String> = all
         .into_iter()
-        .filter(|p| doc.pointer(p).is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty())))
+        .filter(|p| {
+            doc.pointer(p)
+                .is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        })
         .collect();
     if let Some(p) = objects.choose(rng)
         && let Some(Value::Object(o)) = doc.pointer_mut(p)
@@ -259,7 +266,10 @@ fn wrong_type(v: &Value, rng: &mut StdRng) -> Value {
         .iter()
         .filter(|o| std::mem::discriminant(*o) != kind)
         .collect();
-    other.choose(rng).map(|v| (*v).clone()).unwrap_or(Value::Null)
+    other
+        .choose(rng)
+        .map(|v| (*v).clone())
+        .unwrap_or(Value::Null)
 }
 
 fn empty_like(v: &Value, rng: &mut StdRng) -> Value {

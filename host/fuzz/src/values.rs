@@ -95,7 +95,12 @@ impl Canaries {
             }
             Value::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, v)| (k.clone(), Canaries::rebuild(v, &format!("{path}.{k}"), into)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Canaries::rebuild(v, &format!("{path}.{k}"), into),
+                        )
+                    })
                     .collect(),
             ),
             Value::Array(a) => Value::Array(
@@ -121,8 +126,11 @@ pub enum Style {
 
 /// Makes values for one input.
 pub struct Gen<'a> {
+    /// The run's seeded random source.
     pub rng: &'a mut StdRng,
+    /// Canary values planted so far (for injection checks).
     pub canaries: &'a mut Canaries,
+    /// What kind of values to make.
     pub style: Style,
     /// Put canaries in strings (parameters, config, repository).
     pub with_canaries: bool,
@@ -140,7 +148,10 @@ pub fn dictionary(script: &str) -> Vec<String> {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        if (c == b'.' || c == b':') && i + 1 < b.len() && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_') {
+        if (c == b'.' || c == b':')
+            && i + 1 < b.len()
+            && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_')
+        {
             let start = i + 1;
             let mut j = start;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
@@ -287,7 +298,9 @@ impl Gen<'_> {
                 _ => "extra field".to_string(),
             };
             let extra = match s.get("additionalProperties") {
-                Some(sub @ Value::Object(_)) => self.value_at(sub, root, &format!("{path}.{name}"), depth + 1),
+                Some(sub @ Value::Object(_)) => {
+                    self.value_at(sub, root, &format!("{path}.{name}"), depth + 1)
+                }
                 _ => self.any_scalar(&format!("{path}.{name}")),
             };
             out.entry(name).or_insert(extra);
@@ -343,11 +356,14 @@ impl Gen<'_> {
             let edge = *EDGE_STRINGS.choose(self.rng).expect("not empty");
             match self.rng.random_range(0..10) {
                 0 => "x".repeat(self.rng.random_range(100..600)),
-                1 | 2 if !self.dict.is_empty() => self.dict.choose(self.rng).expect("not empty").clone(),
+                1 | 2 if !self.dict.is_empty() => {
+                    self.dict.choose(self.rng).expect("not empty").clone()
+                }
                 _ => edge.to_string(),
             }
         };
-        let canary_ok = self.with_canaries && !has_pattern && format.is_none_or(|f| f == "password");
+        let canary_ok =
+            self.with_canaries && !has_pattern && format.is_none_or(|f| f == "password");
         if canary_ok && (self.style == Style::Plain || self.rng.random_bool(0.85)) {
             let token = self.canaries.token(path);
             text = match self.rng.random_range(0..3) {

@@ -253,15 +253,30 @@ fn a_responses_file_written_back_reads_the_same() {
     let again = ScriptedExecutor::from_json(&exec.to_json()).unwrap();
     assert_eq!(again.to_json(), exec.to_json());
     for (function, c) in [
-        (RunFunction::RunBash, json!({"command": "query_status\n", "user": "staging", "outputSchema": {"type": "string"}})),
-        (RunFunction::RunExpect, json!({"command": "x", "outputSchema": {}})),
-        (RunFunction::RunBash, json!({"command": "raw", "outputSchema": {}})),
-        (RunFunction::RunBash, json!({"command": "start_db", "environment": "ENV-2"})),
+        (
+            RunFunction::RunBash,
+            json!({"command": "query_status\n", "user": "staging", "outputSchema": {"type": "string"}}),
+        ),
+        (
+            RunFunction::RunExpect,
+            json!({"command": "x", "outputSchema": {}}),
+        ),
+        (
+            RunFunction::RunBash,
+            json!({"command": "raw", "outputSchema": {}}),
+        ),
+        (
+            RunFunction::RunBash,
+            json!({"command": "start_db", "environment": "ENV-2"}),
+        ),
     ] {
         assert_eq!(call(&exec, function, c.clone()), call(&again, function, c));
     }
     // `output` when the bytes are one compact JSON document, else `outputText`.
     let t = exec.to_json();
-    assert_eq!(t["calls"][3]["output"], json!({"ok": true, "n": [1, 2.5, null]}));
+    assert_eq!(
+        t["calls"][3]["output"],
+        json!({"ok": true, "n": [1, 2.5, null]})
+    );
     assert_eq!(t["calls"][5]["outputText"], "not json");
 }

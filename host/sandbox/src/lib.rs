@@ -50,8 +50,8 @@ pub use lunabox_run::CancelToken;
 pub use lunabox_toolkit::validate::SyntaxError;
 pub use metrics::MetricsSnapshot;
 pub use outcome::{
-    Coverage, HookOutcome, HostError, HostErrorKind, LimitStop, LogLine, Outcome, QuotaStop, RunFault,
-    ScriptError, ScriptErrorKind, Stats,
+    Coverage, HookOutcome, HostError, HostErrorKind, LimitStop, LogLine, Outcome, QuotaStop,
+    RunFault, ScriptError, ScriptErrorKind, Stats,
 };
 pub use request::{DenyRunCalls, HookRequest, ValueCheck};
 pub use tenant::{CpuShare, Quota, QuotaKind, Tenant};

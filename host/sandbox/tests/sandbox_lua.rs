@@ -279,7 +279,8 @@ fn secrets_are_masked_whole_in_the_log() {
 #[test]
 fn coverage_is_reported_only_when_asked() {
     use lunabox_sandbox::{Coverage, HookRequest};
-    let script = "local x = 1\nif x == 2 then\n  x = 3\nend\nlocal t = nil\nreturn x + (t and 1 or 0)\n";
+    let script =
+        "local x = 1\nif x == 2 then\n  x = 3\nend\nlocal t = nil\nreturn x + (t and 1 or 0)\n";
     let plain = runtime().run_hook(HookRequest::new(script, "c.lua"));
     assert_eq!(plain.result, lunabox_sandbox::Outcome::Value(1.into()));
     assert_eq!(plain.coverage, None);
@@ -294,8 +295,9 @@ fn coverage_is_reported_only_when_asked() {
         })
     );
     // On an error too, up to the failing line.
-    let failed = runtime()
-        .run_hook(HookRequest::new("local a = 1\nlocal b = a.x.y\nreturn b\n", "e.lua").with_coverage(true));
+    let failed = runtime().run_hook(
+        HookRequest::new("local a = 1\nlocal b = a.x.y\nreturn b\n", "e.lua").with_coverage(true),
+    );
     assert!(!failed.result.is_ok());
     let c = failed.coverage.unwrap();
     assert_eq!((c.ran, c.last_line), (vec![1, 2], 2));
