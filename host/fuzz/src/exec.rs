@@ -125,7 +125,7 @@ enum Answers {
     /// The plan, and fresh responses for calls it lacks.
     Fuzz {
         plan: Vec<Planned>,
-        rng: StdRng,
+        rng: Box<StdRng>,
         dict: Arc<Vec<String>>,
     },
     /// A responses file, as `run-hook --responses` reads it.
@@ -146,7 +146,7 @@ impl FuzzExecutor {
         FuzzExecutor {
             answers: Mutex::new(Answers::Fuzz {
                 plan,
-                rng: StdRng::seed_from_u64(seed),
+                rng: Box::new(StdRng::seed_from_u64(seed)),
                 dict,
             }),
             executed: Mutex::new(Vec::new()),

@@ -140,7 +140,7 @@ pub fn mutate_output(r: &mut Response, schema: Option<&Value>, rng: &mut StdRng,
             None
         }
         3 => {
-            replace_a_node(&mut doc, rng, |v, rng| empty_like(v, rng));
+            replace_a_node(&mut doc, rng, empty_like);
             None
         }
         4 => {
