@@ -377,6 +377,58 @@ fn the_deadline_kills_the_remote_command_and_its_children() {
 }
 
 #[test]
+fn an_output_file_growing_past_the_limit_on_the_host_is_stopped_there() {
+    let Some(w) = World::new(
+        "an_output_file_growing_past_the_limit_on_the_host_is_stopped_there",
+        1,
+    ) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    let pids = h.home.join("writer-pids");
+    // Writes forever; without the watcher only the 30 s deadline ends it.
+    let chunk = format!(
+        "return RunBash {{ command = 'echo $$ >> {p}; while :; do echo 0123456789 >> \"$DLPX_OUTPUT_FILE\"; sleep 0.01; done' }}",
+        p = pids.display()
+    );
+    for _ in 0..2 {
+        let t = Instant::now();
+        let v = w.eval(
+            "there",
+            &chunk,
+            &["--timeout", "30s", "--max-output-file", "200"],
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "took {:?}: {v:#}",
+            t.elapsed()
+        );
+        assert_eq!(v["outcome"], "error", "{v:#}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("more than 200 bytes"),
+            "{v:#}"
+        );
+    }
+    let ps = read_pids(&pids);
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    assert!(
+        wait_dead(&ps, Duration::from_secs(3)),
+        "a writer still runs"
+    );
+    // A document within the limit is still read back whole.
+    let v = w.eval(
+        "there",
+        "return RunBash { command = 'printf \"[1,2,3]\" > \"$DLPX_OUTPUT_FILE\"', outputSchema = { type = \"array\" } }",
+        &["--max-output-file", "200"],
+    );
+    assert_eq!(v["value"], json!([1, 2, 3]), "{v:#}");
+}
+
+#[test]
 fn a_connection_killed_mid_call_fails_the_call_and_the_next_call_reconnects() {
     let Some(w) = World::new(
         "a_connection_killed_mid_call_fails_the_call_and_the_next_call_reconnects",
@@ -539,6 +591,12 @@ fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
          && echo o > ~/outside/inner/o && echo f > ~/outside/file && ln -s ../outside ~/src/followed \
          && ln -s keep ~/src/kept-link && ln -s ../outside/file ~/src/file-link && echo top > ~/src/top",
     );
+    // The host's rsync, found first on the session's PATH, notes which
+    // connection ran it (SSH_CLIENT names the client's port).
+    h.must(
+        "mkdir -p ~/wrap && printf '#!/bin/sh\nprintf %%s \"$SSH_CLIENT\" >> ~/rsync-clients; echo >> ~/rsync-clients\nexec /usr/bin/rsync \"$@\"\n' > ~/wrap/rsync && chmod +x ~/wrap/rsync",
+    );
+    h.set_path(&format!("{}/wrap:/usr/bin:/bin", h.home.display()));
     let tk = w.net.dir.path().join("synctk");
     let fixture = common::engine::fixture("dfix");
     let o = std::process::Command::new("cp")
@@ -550,7 +608,8 @@ fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
     assert!(o.status.success());
     std::fs::write(
         tk.join("direct/preSnapshot.lua"),
-        "RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
+        "RunBash { command = 'printf %s \"$SSH_CLIENT\" > ~/bash-client' }\n\
+         RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
          sourceDirectory = config.path, excludePaths = { \"skip-me\", \"followed/inner\" }, \
          followSymlinkPaths = { \"followed\", \"file-link\" } }\n",
     )
@@ -601,6 +660,108 @@ fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
         std::fs::read_link(data.join("kept-link")).unwrap(),
         PathBuf::from("keep")
     );
+    // Every rsync pass (the tree, then each followed path) ran over the
+    // connection the RunBash call used: no second connection.
+    let bash_client = h.must("cat ~/bash-client");
+    let clients = h.must("cat ~/rsync-clients");
+    let clients: Vec<&str> = clients.lines().collect();
+    assert_eq!(clients.len(), 3, "one remote rsync per pass: {clients:?}");
+    assert!(!bash_client.is_empty());
+    for c in &clients {
+        assert_eq!(*c, bash_client, "RunSync used another connection");
+    }
+}
+
+#[test]
+fn a_run_sync_past_the_deadline_leaves_no_remote_rsync_and_a_missing_source_says_so() {
+    let Some(w) = World::new(
+        "a_run_sync_past_the_deadline_leaves_no_remote_rsync_and_a_missing_source_says_so",
+        1,
+    ) else {
+        return;
+    };
+    w.add_ssh("there", 0);
+    let h = &w.net.hosts[0];
+    h.must("mkdir -p ~/src && echo a > ~/src/a");
+    // The host's rsync notes its pid, then stalls before running.
+    h.must(
+        "mkdir -p ~/wrap && printf '#!/bin/sh\necho $$ >> ~/rsync-pids\nsleep 300\nexec /usr/bin/rsync \"$@\"\n' > ~/wrap/rsync && chmod +x ~/wrap/rsync",
+    );
+    h.set_path(&format!("{}/wrap:/usr/bin:/bin", h.home.display()));
+    let tk = w.net.dir.path().join("synctk");
+    let fixture = common::engine::fixture("dfix");
+    let o = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(&fixture)
+        .arg(&tk)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(
+        tk.join("direct/preSnapshot.lua"),
+        "RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
+         sourceDirectory = config.path }\n",
+    )
+    .unwrap();
+    let data = w.net.dir.path().join("data");
+    let hook = |path: &str, extra: &[&str]| {
+        let ctx = w.net.dir.path().join("ctx.json");
+        std::fs::write(
+            &ctx,
+            json!({
+                "config": {"path": path},
+                "repository": {},
+                "source": {"environment": "there", "environmentUser": h.user, "host": h.addr, "guid": "g"},
+                "parameters": {},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut args = vec![
+            "run-hook",
+            tk.to_str().unwrap(),
+            "direct/preSnapshot",
+            "--environment",
+            "there",
+            "--json",
+            "--context",
+            ctx.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = w.run(&args);
+        let v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("run-hook printed no JSON ({e}):\n{}", show(&o)));
+        v
+    };
+    let t = Instant::now();
+    let v = hook("src", &["--timeout", "2s"]);
+    assert_eq!(v["outcome"], "limit", "{v:#}");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let ps = read_pids(&h.home.join("rsync-pids"));
+    assert_eq!(ps.len(), 1, "the remote rsync started once: {ps:?}");
+    let t = Instant::now();
+    let alive = || {
+        let o = h.sh(&format!(
+            "s=$(cut -d' ' -f3 /proc/{}/stat 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != Z ] && echo alive; true",
+            ps[0]
+        ));
+        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+    };
+    while t.elapsed() < Duration::from_secs(5) && alive() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(), "the remote rsync still runs after the deadline");
+
+    // A source directory that is not there: the call fails, and the
+    // remote rsync's own words say why.
+    h.set_path("/usr/bin:/bin");
+    let v = hook("no-such-dir", &[]);
+    assert_ne!(v["outcome"], "ok", "{v:#}");
+    let text = v.to_string();
+    assert!(text.contains("no-such-dir"), "{v:#}");
+    assert!(text.contains("No such file or directory"), "{v:#}");
 }
 
 /// Install the delphixdb simulator in the host user's ~/bin (on its PATH

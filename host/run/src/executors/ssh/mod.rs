@@ -40,18 +40,20 @@
 //! messages that say so; they never become an exit code.
 //!
 //! **RunSync** from the host's `sourceDirectory` runs the local `rsync`
-//! with the system `ssh` as its remote shell (`-e`, same key, same strict
-//! known_hosts file, `BatchMode`): rsync needs a byte stream to its remote
-//! half, which the system client gives with no extra code. The passes and
-//! filters are those of the local copy ([`super::sync`]), planned from a
-//! listing of the followed paths made on the host over the connection.
+//! with its remote half on a new channel of the same connection (see
+//! [`rsync`]): no second connection, no `ssh` client needed here. The
+//! passes and filters are those of the local copy ([`super::sync`]),
+//! planned from a listing of the followed paths made on the host over the
+//! connection.
 
+mod rsync;
 mod script;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -581,6 +583,7 @@ impl SshExecutor {
             &name,
             &call.variables,
             timeout,
+            output_limit,
         );
         let (conn, mut ch) = self.channel().await?;
         if let Err(e) = ch.exec(true, script::DRIVER).await {
@@ -776,6 +779,14 @@ impl SshExecutor {
             None => return Err(lost(&t, "reading the output file back")),
         }
         let output_truncated = output.len() as u64 > output_limit;
+        // Killed by the driver's watcher while it wrote the output file.
+        if output_truncated && signal == Some(9) {
+            return Err(ExecError::OutputTooLarge {
+                limit: output_limit,
+                stdout: out.text(),
+                stderr: err.text(),
+            });
+        }
         if output_truncated {
             output.truncate(usize::try_from(output_limit).unwrap_or(usize::MAX));
         }
@@ -849,59 +860,102 @@ impl SshExecutor {
         let kinds = block(async move { this.stat_paths(&src, q).await })?;
         let table: BTreeMap<String, Option<(bool, bool)>> = asked.into_iter().zip(kinds).collect();
         let stat = |rel: &str| table.get(rel).copied().flatten();
-        let t = &self.target;
-        let ssh = find_program("ssh").ok_or_else(|| {
-            ExecError::Unavailable(
-                "RunSync from an SSH environment needs the `ssh` client on this machine (Debian: openssh-client)".into(),
-            )
-        })?;
         let rsync = find_program("rsync").ok_or_else(|| {
             ExecError::Unavailable(
-                "RunSync needs `rsync` on this machine, and it is not installed".into(),
+                "RunSync needs `rsync` on this machine, and it is not installed (Debian: apt-get install rsync)".into(),
             )
         })?;
-        let rsh = format!(
-            "{} -p {} -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o ConnectTimeout={} -o LogLevel=ERROR -F /dev/null",
-            script::quote(&ssh.display().to_string()),
-            t.port,
-            script::quote(&t.identity.display().to_string()),
-            script::quote(&t.known_hosts.display().to_string()),
-            CONNECT_TIMEOUT.as_secs()
-        );
-        let remote = |path: &str| -> OsString {
-            let host = if t.host.contains(':') {
-                format!("[{}]", t.host)
-            } else {
-                t.host.clone()
-            };
-            format!("{}@{host}:{path}", t.user).into()
-        };
         let me = super::account::current();
         let client = RunAs {
             account: Account { ..me },
             switch_groups: None,
         };
-        super::sync::run_with(
+        let mut bridges: Vec<rsync::Bridge> = Vec::new();
+        let mut setup_error: Option<String> = None;
+        let remote_shell = format!("sh -c '{}' lunabox-rsh", rsync::RSH);
+        let result = super::sync::run_with(
             call,
             ctx,
             &stat,
             &mut |args: Vec<OsString>, src_text: &str, dest: OsString| {
+                let timeout = ctx
+                    .deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()) + REMOTE_SLACK);
                 let mut cmd = Command::new(&rsync);
-                let mut full: Vec<OsString> = vec!["-e".into(), rsh.clone().into()];
+                let mut full: Vec<OsString> =
+                    vec!["-e".into(), remote_shell.clone().into(), "-s".into()];
                 full.extend(args);
                 full.push("--".into());
-                full.push(remote(src_text));
+                full.push(format!("host:{src_text}").into());
                 full.push(dest);
-                cmd.args(full);
+                cmd.args(full)
+                    .env_clear()
+                    .env("PATH", super::local::DEFAULT_PATH)
+                    .env("HOME", &client.account.home)
+                    .env("LANG", "C.UTF-8")
+                    .current_dir(&client.account.home)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0);
+                match rsync::Bridge::start(self, timeout) {
+                    Ok(b) => {
+                        // SAFETY: the closures make only async-signal-safe
+                        // calls (dup2, fcntl, sigprocmask); the bridge's
+                        // socket end stays open in `bridges` until the
+                        // command has been spawned and has ended.
+                        unsafe {
+                            cmd.pre_exec(rsync::give_fd3(&b.child_end));
+                            cmd.pre_exec(|| {
+                                let mut none: libc::sigset_t = std::mem::zeroed();
+                                libc::sigemptyset(&mut none);
+                                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                                Ok(())
+                            });
+                        }
+                        bridges.push(b);
+                    }
+                    Err(e) => {
+                        // rsync then fails at once (no fd 3), and this is
+                        // the error reported.
+                        setup_error = Some(format!("could not make the RunSync socket pair: {e}"));
+                    }
+                }
                 cmd
             },
             &rsync,
             &client,
-        )
-        .map(|mut raw| {
-            raw.duration = started.elapsed();
-            raw
-        })
+        );
+        let reports: Vec<Option<rsync::Report>> =
+            bridges.into_iter().map(rsync::Bridge::report).collect();
+        let mut raw = result?;
+        raw.duration = started.elapsed();
+        if raw.exit_code == 0 {
+            return Ok(raw);
+        }
+        if let Some(e) = setup_error {
+            return Err(ExecError::Unavailable(e));
+        }
+        let label = self.target.label();
+        for r in reports.into_iter().flatten() {
+            if let Some(e) = r.error {
+                return Err(ExecError::Unavailable(format!("RunSync from {label}: {e}")));
+            }
+            if r.exit == Some(127) {
+                return Err(ExecError::Unavailable(format!(
+                    "RunSync from {label} needs `rsync` on that host, and it could not be run there (install it there; Debian: apt-get install rsync): {}",
+                    r.stderr.trim()
+                )));
+            }
+            // The host's side first: it is usually the cause (a missing
+            // directory), the local side's words the consequence.
+            if !r.stderr.trim().is_empty() {
+                let mut remote = format!("[{label}] {}", r.stderr.trim_end());
+                remote.push('\n');
+                raw.stderr.insert_str(0, &remote);
+            }
+        }
+        Ok(raw)
     }
 }
 

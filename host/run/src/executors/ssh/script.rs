@@ -8,7 +8,8 @@
 //! on stderr as a marker line, reads the payload from stdin and `eval`s it
 //! (exports of the call's variables, the script as a shell variable; so no
 //! value ever passes through `AcceptEnv` or a command line), starts a
-//! watcher that kills the process group if the SSH session goes away, and
+//! watcher that kills the process group if the SSH session goes away or
+//! the output file grows past its limit (it looks five times a second), and
 //! finally `exec`s `timeout -k` with the interpreter. `exec` keeps the
 //! command in the session's process group (sshd made the driver a session
 //! leader, so `timeout`'s own `setpgid` is a no-op), which is the group an
@@ -55,9 +56,14 @@ command -v "$__lunabox_prog" >/dev/null 2>&1 || { printf '\001ERR %s\n' "$__luna
 export DLPX_OUTPUT_FILE="$__lunabox_d/out"
 __lunabox_s=$$ __lunabox_ppid=$PPID
 ( trap '' HUP INT TERM
+  __lunabox_t=0.2; sleep 0.01 2>/dev/null || __lunabox_t=1
   while kill -0 "$__lunabox_s" 2>/dev/null; do
     if ! kill -0 "$__lunabox_ppid" 2>/dev/null && ! [ -d "/proc/$__lunabox_ppid" ]; then kill -KILL -- "-$__lunabox_s" 2>/dev/null; exit 0; fi
-    sleep 1
+    if [ -n "$__lunabox_outmax" ]; then
+      __lunabox_n=$(wc -c < "$__lunabox_d/out" 2>/dev/null) || __lunabox_n=0
+      if [ $((__lunabox_n + 0)) -gt "$__lunabox_outmax" ]; then kill -KILL -- "-$__lunabox_s" 2>/dev/null; exit 0; fi
+    fi
+    sleep $__lunabox_t
   done ) </dev/null >/dev/null 2>&1 &
 printf '\001GO\n' >&2
 if [ -n "$__lunabox_timeout" ] && command -v timeout >/dev/null 2>&1; then
@@ -74,6 +80,7 @@ pub(super) fn payload(
     name: &str,
     variables: &BTreeMap<String, String>,
     timeout: Option<Duration>,
+    output_limit: u64,
 ) -> String {
     let mut p = String::with_capacity(script.len() + 256);
     p.push_str("export LANG=C.UTF-8\n");
@@ -105,6 +112,7 @@ pub(super) fn payload(
         quote(prog),
         quote(missing)
     ));
+    p.push_str(&format!("__lunabox_outmax={output_limit}\n"));
     p.push_str(&format!(
         "__lunabox_timeout={}\n",
         timeout.map_or(String::new(), |t| format!("{:.3}", t.as_secs_f64()))
