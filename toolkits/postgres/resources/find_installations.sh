@@ -3,7 +3,8 @@
 # installation is a bin directory holding both pg_ctl and postgres: Debian's
 # /usr/lib/postgresql/*/bin, the PGDG RPM layout /usr/pgsql-*/bin, source
 # builds in /usr/local/pgsql/bin and /opt, and every directory of PATH
-# (symlinks resolved, so one installation is listed once). Each item is
+# (the postgres program's symlinks resolved, so one installation is listed
+# once). Each item is
 # {"installPath", "version" (e.g. "15.18"), "majorVersion" (15)}.
 declare -A seen=()
 candidates=()
@@ -13,15 +14,16 @@ done
 IFS=: read -r -a path_dirs <<< "${PATH:-}"
 for d in "${path_dirs[@]}"; do
   [[ -n $d ]] && candidates+=("$d")
-  if [[ -x $d/pg_ctl && -L $d/pg_ctl ]]; then
-    t=$(readlink -f "$d/pg_ctl") && candidates+=("${t%/*}")
-  fi
 done
 sep=""
 printf '[' > "$DLPX_OUTPUT_FILE"
 for d in "${candidates[@]}"; do
   [[ -x $d/pg_ctl && -x $d/postgres && ! -d $d/postgres ]] || continue
-  real=$(readlink -f "$d") || continue
+  # The directory the postgres program really is in (PATH entries are
+  # often symlinks into an installation).
+  real=$(readlink -f "$d/postgres") || continue
+  real=${real%/*}
+  [[ -x $real/pg_ctl ]] || continue
   [[ -z ${seen[$real]:-} ]] || continue
   seen[$real]=1
   # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
