@@ -57,9 +57,16 @@ fn pg_bin() -> Option<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .filter(|(_, bin)| {
-            ["initdb", "pg_ctl", "postgres", "psql", "pgbench", "pg_amcheck"]
-                .iter()
-                .all(|p| bin.join(p).exists())
+            [
+                "initdb",
+                "pg_ctl",
+                "postgres",
+                "psql",
+                "pgbench",
+                "pg_amcheck",
+            ]
+            .iter()
+            .all(|p| bin.join(p).exists())
         })
         .collect();
     dirs.sort();
@@ -222,7 +229,8 @@ impl Drop for Clusters {
             // A copy's postmaster.pid names the cluster it was copied from.
             let owner = text.lines().nth(1).map(PathBuf::from);
             if owner.as_deref() != Some(d.as_path())
-                && owner.and_then(|o| std::fs::canonicalize(o).ok()) != std::fs::canonicalize(d).ok()
+                && owner.and_then(|o| std::fs::canonicalize(o).ok())
+                    != std::fs::canonicalize(d).ok()
             {
                 continue;
             }
@@ -239,7 +247,10 @@ impl Drop for Clusters {
                     "stop",
                 ],
             );
-            if let Some(pid) = text.lines().next().and_then(|p| p.trim().parse::<i32>().ok())
+            if let Some(pid) = text
+                .lines()
+                .next()
+                .and_then(|p| p.trim().parse::<i32>().ok())
                 && std::path::Path::new(&format!("/proc/{pid}")).exists()
                 && pidfile.exists()
             {
@@ -400,7 +411,11 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
         .append(true)
         .open(primary_dir.join("pg_hba.conf"))
         .unwrap();
-    writeln!(hba, "host replication replicator 127.0.0.1/32 scram-sha-256").unwrap();
+    writeln!(
+        hba,
+        "host replication replicator 127.0.0.1/32 scram-sha-256"
+    )
+    .unwrap();
     must(
         as_pg(
             &bin.join("pg_ctl"),
@@ -556,10 +571,7 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
     // or any file of the storage (snapshots included).
     let (_, jobs) = lab.json(&["jobs", "pg1"]);
     for text in [all.clone(), jobs.to_string()] {
-        assert!(
-            !text.contains("s3cr"),
-            "the password was printed:\n{text}"
-        );
+        assert!(!text.contains("s3cr"), "the password was printed:\n{text}");
     }
     let grep = Command::new("grep")
         .args(["-rlF", "s3cr"])
@@ -678,7 +690,11 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
     std::fs::set_permissions(&vcopy, std::fs::Permissions::from_mode(0o700)).unwrap();
     let _ = std::fs::remove_file(vcopy.join("postmaster.pid"));
     clusters.dirs.push(vcopy.clone());
-    let opts = format!("-p {} -k {} -c listen_addresses=''", ports[5], sock.display());
+    let opts = format!(
+        "-p {} -k {} -c listen_addresses=''",
+        ports[5],
+        sock.display()
+    );
     must(
         as_pg(
             &bin.join("pg_ctl"),
