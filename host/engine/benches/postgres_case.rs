@@ -7,7 +7,8 @@
 //! and the incremental snapshot is timed and its new space measured, against
 //! a full copy (`cp -a --reflink=never`) of the same data on the same
 //! filesystem. Per driver where it can run: `copy` in the bench directory,
-//! `btrfs` and `reflink` on loop-mounted images (root only).
+//! `btrfs` and `reflink` on loop-mounted images (root only; 6 GiB sparse
+//! unless `LUNABOX_BENCH_IMAGE_SIZE` says otherwise).
 //!
 //! Needs root (the cluster runs as the `postgres` account) and PostgreSQL
 //! in /usr/lib/postgresql; elsewhere it says so loudly and is left out.
@@ -106,8 +107,9 @@ impl Cluster {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
     fn start(&self) {
+        // A small WAL (checkpoints recycle it), so a copy is the data.
         let opts = format!(
-            "-p {} -k {} -c listen_addresses='' -c fsync=off",
+            "-p {} -k {} -c listen_addresses='' -c fsync=off -c max_wal_size=256MB -c min_wal_size=32MB",
             self.port,
             self.sock.display()
         );
@@ -297,7 +299,9 @@ fn case(kind: DriverKind, base: &Path, master: &Path, bin: &Path, port: u16) -> 
     }
 }
 
-/// Run the case for every driver that can run here (see the module doc).
+/// Run the case for every driver that can run here (see the module doc);
+/// `image` sizes the sparse loop images (the cluster, its copy and the
+/// changes must fit).
 pub fn run(base: &Path, image: u64) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -358,18 +362,21 @@ pub fn run(base: &Path, image: u64) {
                 "postgres",
             ],
         );
+        pg.sql("CHECKPOINT");
     }
     eprintln!(
         "postgres case: pgbench -i -s {scale} in {:.0} s",
         t.elapsed().as_secs_f64()
     );
     let mut figs = vec![case(DriverKind::Copy, base, &master, &bin, port)];
+    eprintln!("postgres case: {:?}", figs[0]);
     let image_mib = (image >> 20).min(1024 * 64);
     for (fs, kind) in [("btrfs", DriverKind::Btrfs), ("xfs", DriverKind::Reflink)] {
         match big_loop(fs, image_mib) {
             Some(m) => {
                 open_path(&m.mnt.join("x"));
                 figs.push(case(kind, &m.mnt, &master, &bin, port));
+                eprintln!("postgres case: {:?}", figs[figs.len() - 1]);
             }
             None => eprintln!("*** {kind} driver left out: no {fs} filesystem ***"),
         }

@@ -136,7 +136,7 @@ fn main() {
         database_case::report(&figs, rounds);
     }
     if which.is_empty() || which == "postgres" {
-        let image = env_size("LUNABOX_BENCH_IMAGE_SIZE", 7 << 29);
+        let image = env_size("LUNABOX_BENCH_IMAGE_SIZE", 6 << 30);
         postgres_case::run(&base, image);
     }
 }
