@@ -15,7 +15,8 @@
 //! it for every Run call. Every cluster the test started is stopped by a
 //! guard, even when the test fails. Without root, PostgreSQL or the
 //! `postgres` account the test prints a loud SKIPPED line and returns
-//! without checking anything.
+//! without checking anything. `the_toolkit_validates_without_warnings` runs
+//! anywhere.
 
 #[path = "common/engine.rs"]
 mod engine_common;
@@ -737,4 +738,18 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
         max,
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn the_toolkit_validates_without_warnings() {
+    let o = Command::new(bin())
+        .args(["validate"])
+        .arg(repo().join("toolkits/postgres"))
+        .arg("--json")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("validate printed no JSON ({e}):\n{}", show(&o)));
+    assert_eq!(v, json!({"ok": true, "errors": [], "warnings": []}));
 }
