@@ -9,6 +9,8 @@
 //! `pg_amcheck --heapallindexed`, and writing to one changes neither the
 //! primary, the staging standby nor the other VDBs. A VDB snapshot is
 //! taken (a clean shutdown) and a copy of it starts with the VDB's rows.
+//! The staging standby's lifecycle: status, disable and enable, the worker
+//! restarting it after it stopped, a forced resync.
 //!
 //! The clusters run as the Debian `postgres` account, the environment user
 //! (PostgreSQL refuses to run as root); lunabox runs as root and switches to
@@ -726,8 +728,48 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
     assert_eq!(s["status"], "INACTIVE", "{s:#}");
     lab.ok(&["vdb", "start", "dev2"]);
     assert_eq!(dev2.sums(), sums2);
+
+    // The staging standby: status, disable (stopStaging), enable
+    // (startStaging), the worker restarting it, a forced resync.
+    let staging_data = lab.storage("pg1").join("data");
     let (ok, st) = lab.json(&["status", "pg1"]);
-    assert!(ok, "{st:#}");
+    assert!(ok && st["status"] == "ACTIVE", "{st:#}");
+    lab.ok(&["disable", "pg1"]);
+    assert!(staging.try_sql("SELECT 1").status.code() != Some(0));
+    let (_, st) = lab.json(&["status", "pg1"]);
+    assert_eq!(st["enabled"], false, "{st:#}");
+    lab.ok(&["enable", "pg1"]);
+    assert_eq!(staging.sql("SELECT pg_is_in_recovery()"), "t");
+    must(
+        as_pg(
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                staging_data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        ),
+        "stopping the staging standby behind lunabox's back",
+    );
+    let (_, st) = lab.json(&["status", "pg1"]);
+    assert_eq!(st["status"], "INACTIVE", "{st:#}");
+    lab.ok(&["daemon", "--once"]);
+    assert_eq!(
+        staging.sql("SELECT pg_is_in_recovery()"),
+        "t",
+        "the worker restarted it"
+    );
+    wait_caught_up(&primary);
+    let (ok, r) = lab.json(&["sync", "pg1", "--resync"]);
+    assert!(ok, "forced resync failed: {r:#}");
+    assert_eq!(
+        staging.sql("SELECT status FROM pg_stat_wal_receiver"),
+        "streaming"
+    );
+    assert_eq!(staging.sums()[..3], primary.sums()[..3]);
     for v in ["dev1", "dev2", "dev3"] {
         lab.ok(&["vdb", "rm", v]);
     }
