@@ -19,7 +19,9 @@ pub const GUEST: &[&str] = &[
 
 /// Extra packages the test suite needs (real rsync and expect; sshd, the
 /// ssh client and `ip` for the SSH test hosts of tests/remote_ssh.rs;
-/// mkfs for the loop-mounted btrfs and XFS images of the storage tests).
+/// mkfs for the loop-mounted btrfs and XFS images of the storage tests;
+/// PostgreSQL for tests/postgres_e2e.rs: the server, and contrib for the
+/// amcheck extension pg_amcheck uses).
 pub const TEST: &[&str] = &[
     "rsync",
     "expect",
@@ -28,6 +30,8 @@ pub const TEST: &[&str] = &[
     "iproute2",
     "btrfs-progs",
     "xfsprogs",
+    "postgresql",
+    "postgresql-contrib",
 ];
 
 /// Parse `deps` arguments: `--test` adds [`TEST`], other words are package

@@ -31,7 +31,8 @@ mod loopfs;
 
 use loopfs::{LoopFs, full_copy, rewrite_pages, write_data_files};
 
-fn used(dir: &Path) -> u64 {
+/// Bytes in use on `dir`'s filesystem, after `syncfs`.
+pub fn used(dir: &Path) -> u64 {
     let f = std::fs::File::open(dir).unwrap();
     // SAFETY: `f` is open; `st` is a valid out-parameter.
     unsafe {
@@ -43,7 +44,8 @@ fn used(dir: &Path) -> u64 {
     }
 }
 
-fn syncfs(dir: &Path) {
+/// `syncfs` on `dir`'s filesystem.
+pub fn syncfs(dir: &Path) {
     let f = std::fs::File::open(dir).unwrap();
     // SAFETY: `f` is open.
     unsafe {
@@ -175,7 +177,7 @@ pub fn run(base: &Path, total: u64, file_size: u64, rounds: usize, image: u64) -
 
 /// A loop filesystem bigger than the tests' 1 GiB cap (1 GiB of data needs
 /// room for its copy): made the same way.
-fn big_loop(fs: &'static str, mib: u64) -> Option<BigLoop> {
+pub fn big_loop(fs: &'static str, mib: u64) -> Option<BigLoop> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("*** SKIPPED {fs}: needs root to loop-mount an image ***");
@@ -207,8 +209,10 @@ fn big_loop(fs: &'static str, mib: u64) -> Option<BigLoop> {
     })
 }
 
-struct BigLoop {
-    mnt: PathBuf,
+/// A mounted loop image, unmounted and deleted on drop.
+pub struct BigLoop {
+    /// The mount point.
+    pub mnt: PathBuf,
     img: PathBuf,
     _dir: tempfile::TempDir,
 }

@@ -1,12 +1,15 @@
-//! Snapshot store benchmark, two cases (`LUNABOX_BENCH_CASE=files|database`,
-//! default both):
+//! Snapshot store benchmark, three cases
+//! (`LUNABOX_BENCH_CASE=files|database|postgres`, default all):
 //!
 //! * **files**: an incremental snapshot of a data directory with 1% of its
 //!   files changed, against a full copy (`cp -a`) of the same directory in
 //!   the same run (issue 4 target: under 10% of the copy's time and bytes);
 //! * **database**: big files with 1% of their 8 KiB pages rewritten in
 //!   place, for each storage driver on a filesystem of its kind (see
-//!   `database_case.rs`; issue 12).
+//!   `database_case.rs`; issue 12);
+//! * **postgres**: a real ~1 GiB PostgreSQL cluster (pgbench) in the live
+//!   directory, pgbench changing about 1% of its pages between snapshots
+//!   (`postgres_case.rs`; root only; `LUNABOX_BENCH_PG_SCALE`, default 68).
 //!
 //! Reports time and bytes stored (new disk blocks) as tables on stdout and
 //! one JSON line per case.
@@ -34,6 +37,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod database_case;
+mod postgres_case;
 
 use lunabox_engine::snapshots::SnapshotStore;
 use lunabox_toolkit::units::parse_size;
@@ -130,6 +134,10 @@ fn main() {
         let image = env_size("LUNABOX_BENCH_IMAGE_SIZE", 7 << 29);
         let figs = database_case::run(&base, total, file, rounds, image);
         database_case::report(&figs, rounds);
+    }
+    if which.is_empty() || which == "postgres" {
+        let image = env_size("LUNABOX_BENCH_IMAGE_SIZE", 6 << 30);
+        postgres_case::run(&base, image);
     }
 }
 

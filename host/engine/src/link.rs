@@ -303,6 +303,13 @@ pub fn link(engine: &mut Engine, req: &LinkRequest, progress: &dyn Progress) -> 
         created_ms: now_ms(),
         timeouts: super::deadlines::HookTimeouts::none(),
     };
+    if kind == SourceKind::Staged
+        && staging.kind == environments::EnvKind::Local
+        && let Err(m) = give_to_staging_user(&live, &ds.staging_user)
+    {
+        let _ = force_remove(&storage);
+        return Err(EngineError::Invalid(m));
+    }
     let job = jobs::start(engine.state(), "link", Some(&req.name))?;
     let mount_hook = HookId::new(HookGroup::Staged, "mountSpec");
     let mut done = 0;
@@ -405,6 +412,36 @@ fn storage_reachable(
             staging.name
         )),
     }
+}
+
+/// On this machine, the staged source's storage is the staging user's, as
+/// an NFS export is its mounting user's: when lunabox runs as root and the
+/// staging user is another account, the (empty, new) live directory is
+/// given to that user, so the staging database can write into it (e.g.
+/// PostgreSQL, which refuses to run as root). Its parents stay root's.
+fn give_to_staging_user(live: &Path, user: &str) -> std::result::Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let account = match lunabox_run::executors::account::by_name(user) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Err(format!(
+                "there is no user `{user}` on this machine to give the dSource's storage to; pass an existing user to --staging-user"
+            ));
+        }
+        Err(e) => return Err(format!("cannot look up user `{user}`: {e}")),
+    };
+    if account.uid == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(live, Some(account.uid), Some(account.gid)).map_err(|e| {
+        format!(
+            "cannot give the dSource's storage {} to the staging user `{user}`: {e}; nothing was linked",
+            live.display()
+        )
+    })
 }
 
 /// Make the live storage appear at `path` (what mountSpec returned): a

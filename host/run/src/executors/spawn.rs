@@ -366,10 +366,17 @@ unsafe fn child(plan: &Plan<'_>) -> ! {
         if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
             fail();
         }
+        // Raw system calls, not glibc's setgroups/setgid/setuid: those
+        // change every thread of the process ("setxid"), taking glibc's
+        // thread-list lock and signalling each thread, and this child of a
+        // raw clone has only a copy of the parent's threads' bookkeeping: it
+        // waited forever on the lock when another thread held it at the
+        // clone (a hang seen with a user switch under load). The child has
+        // one thread, so the per-thread system calls are all it needs.
         if let Some((groups, uid, gid)) = plan.user
-            && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0)
+            && (libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+                || libc::syscall(libc::SYS_setgid, gid) != 0
+                || libc::syscall(libc::SYS_setuid, uid) != 0)
         {
             fail();
         }

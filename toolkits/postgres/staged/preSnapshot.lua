@@ -1,0 +1,17 @@
+-- Pause WAL replay on the staging standby and force a restartpoint, so the snapshot's files are consistent at a known LSN (resources/staging_pre_snapshot.sh).
+RunBash {
+  command = resources["lib.sh"] .. "\n" .. resources["staging_configure.sh"] .. "\n" .. resources["staging_pre_snapshot.sh"],
+  environment = source.stagingEnvironment,
+  user = source.stagingEnvironmentUser,
+  host = source.stagingHost,
+  variables = {
+    PGBIN = repository.installPath,
+    DATA = source.dataDirectory,
+    GUID = source.guid,
+    SUPERUSER = parameters.superuser,
+    STAGING_PORT = parameters.stagingPort,
+    PRIMARY_HOST = parameters.primaryHost or config.host,
+    PRIMARY_PORT = config.port,
+    REPL_USER = parameters.replicationUser,
+  },
+}

@@ -1,0 +1,15 @@
+-- Start the VDB (resources/vdb_start.sh).
+RunBash {
+  command = resources["lib.sh"] .. "\n" .. resources["vdb_lib.sh"] .. "\n" .. resources["vdb_start.sh"],
+  environment = source.environment,
+  user = source.environmentUser,
+  host = source.host,
+  variables = {
+    PGBIN = repository.installPath,
+    DATA = source.dataDirectory,
+    GUID = source.guid,
+    SUPERUSER = parameters.superuser,
+    PORT = parameters.port,
+    LISTEN = parameters.listenAddresses,
+  },
+}

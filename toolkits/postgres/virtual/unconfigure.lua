@@ -1,0 +1,15 @@
+-- Take the VDB down: a clean shutdown; its data stays on the engine's storage (resources/vdb_stop.sh).
+RunBash {
+  command = resources["lib.sh"] .. "\n" .. resources["vdb_lib.sh"] .. "\n" .. resources["vdb_stop.sh"],
+  environment = source.environment,
+  user = source.environmentUser,
+  host = source.host,
+  variables = {
+    PGBIN = repository.installPath,
+    DATA = source.dataDirectory,
+    GUID = source.guid,
+    SUPERUSER = parameters.superuser,
+    PORT = parameters.port,
+    LISTEN = parameters.listenAddresses,
+  },
+}
