@@ -224,9 +224,7 @@ async fn serve(
         while let Some(msg) = from_host.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
-                    if !closed && sock_w.write_all(&data).await.is_err() {
-                        closed = true;
-                    }
+                    closed = closed || sock_w.write_all(&data).await.is_err();
                 }
                 ChannelMsg::ExtendedData { data, .. } => {
                     let room = STDERR_CAP.saturating_sub(r.stderr.len()).min(data.len());

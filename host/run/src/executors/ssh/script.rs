@@ -56,14 +56,12 @@ command -v "$__lunabox_prog" >/dev/null 2>&1 || { printf '\001ERR %s\n' "$__luna
 export DLPX_OUTPUT_FILE="$__lunabox_d/out"
 __lunabox_s=$$ __lunabox_ppid=$PPID
 ( trap '' HUP INT TERM
-  __lunabox_t=0.2; sleep 0.01 2>/dev/null || __lunabox_t=1
-  while kill -0 "$__lunabox_s" 2>/dev/null; do
+  while sleep 0.2 2>/dev/null || sleep 1; kill -0 "$__lunabox_s" 2>/dev/null; do
     if ! kill -0 "$__lunabox_ppid" 2>/dev/null && ! [ -d "/proc/$__lunabox_ppid" ]; then kill -KILL -- "-$__lunabox_s" 2>/dev/null; exit 0; fi
     if [ -n "$__lunabox_outmax" ]; then
       __lunabox_n=$(wc -c < "$__lunabox_d/out" 2>/dev/null) || __lunabox_n=0
       if [ $((__lunabox_n + 0)) -gt "$__lunabox_outmax" ]; then kill -KILL -- "-$__lunabox_s" 2>/dev/null; exit 0; fi
     fi
-    sleep $__lunabox_t
   done ) </dev/null >/dev/null 2>&1 &
 printf '\001GO\n' >&2
 if [ -n "$__lunabox_timeout" ] && command -v timeout >/dev/null 2>&1; then
