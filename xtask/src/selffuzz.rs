@@ -62,7 +62,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let status = cmd.status().context("running cargo test")?;
     if !status.success() {
-        bail!("selffuzz found crashes or failed ({status}); inputs are under target/selffuzz-crashes/");
+        bail!(
+            "selffuzz found crashes or failed ({status}); inputs are under target/selffuzz-crashes/"
+        );
     }
     Ok(())
 }

@@ -40,13 +40,32 @@ const PRELUDE: &str = concat!(
 );
 
 const STR_LITERALS: &[&[u8]] = &[
-    b"", b"a", b"abc", b"10", b"0x1F", b"1e3", b" 7 ", b"-2.5", b"hello world", b"%d", b"a,b,c", b"\0",
-    b"\xff\xfe", b"\xc3\xa9t\xc3\xa9", b"\n", b"nan", b"inf",
+    b"",
+    b"a",
+    b"abc",
+    b"10",
+    b"0x1F",
+    b"1e3",
+    b" 7 ",
+    b"-2.5",
+    b"hello world",
+    b"%d",
+    b"a,b,c",
+    b"\0",
+    b"\xff\xfe",
+    b"\xc3\xa9t\xc3\xa9",
+    b"\n",
+    b"nan",
+    b"inf",
 ];
 
-const FORMATS: &[&str] = &["%d", "%5.2f", "%s", "%x", "%g", "%5s|", "%-4d|", "%%", "%c", "%.3s", "%i", "%o", "%e"];
+const FORMATS: &[&str] = &[
+    "%d", "%5.2f", "%s", "%x", "%g", "%5s|", "%-4d|", "%%", "%c", "%.3s", "%i", "%o", "%e",
+];
 
-const PATTERNS: &[&str] = &["a", "%d+", "[aeiou]", "(%w+)", "%s", ".", "^a", "b$", "%a*", "(.)(.)", "[^,]+"];
+const PATTERNS: &[&str] = &[
+    "a", "%d+", "[aeiou]", "(%w+)", "%s", ".", "^a", "b$", "%a*", "(.)(.)", "[^,]+",
+];
 
 const REPLS: &[&str] = &["x", "%1", "%%", "", "<%0>"];
 
@@ -79,7 +98,7 @@ impl Gen<'_, '_> {
     }
 
     fn flip(&mut self, num: u8, den: u8) -> bool {
-        crate::gen::chance(self.u, num, den)
+        crate::make::chance(self.u, num, den)
     }
 
     fn pick(&mut self, items: &[&'static str]) -> &'static str {
@@ -88,7 +107,11 @@ impl Gen<'_, '_> {
 
     fn small_int(&mut self) -> String {
         let i = self.u.int_in_range(-3..=9i64).unwrap_or(1);
-        if i < 0 { format!("({i})") } else { i.to_string() }
+        if i < 0 {
+            format!("({i})")
+        } else {
+            i.to_string()
+        }
     }
 
     fn num(&mut self, d: usize) -> String {
@@ -123,13 +146,22 @@ impl Gen<'_, '_> {
         let d = d - 1;
         match self.n(11) {
             0..=3 => {
-                let op = self.pick(&["+", "-", "*", "/", "//", "%", "^", "&", "|", "~", "<<", ">>"]);
+                let op = self.pick(&[
+                    "+", "-", "*", "/", "//", "%", "^", "&", "|", "~", "<<", ">>",
+                ]);
                 format!("({} {op} {})", self.num(d), self.num(d))
             }
             4 => format!("(-{})", self.num(d)),
             5 => format!("#{}", self.str(d)),
             6 => {
-                let f = self.pick(&["math.floor", "math.abs", "math.tointeger", "math.ceil", "math.sqrt", "math.type"]);
+                let f = self.pick(&[
+                    "math.floor",
+                    "math.abs",
+                    "math.tointeger",
+                    "math.ceil",
+                    "math.sqrt",
+                    "math.type",
+                ]);
                 if f == "math.type" {
                     format!("#({f}({}) or '')", self.num(d))
                 } else {
@@ -143,7 +175,11 @@ impl Gen<'_, '_> {
             8 => format!("(tonumber({}) or {})", self.str(d), self.small_int()),
             9 => format!("string.byte({}, {})", self.str(d), self.small_int()),
             10 => "#t1".to_string(),
-            _ => format!("(string.find({}, {}, 1, true) or 0)", self.str(d), self.str(d)),
+            _ => format!(
+                "(string.find({}, {}, 1, true) or 0)",
+                self.str(d),
+                self.str(d)
+            ),
         }
     }
 
@@ -163,11 +199,20 @@ impl Gen<'_, '_> {
         let d = d - 1;
         match self.n(12) {
             0..=2 => {
-                let b = if self.flip(1, 3) { self.num(d) } else { self.str(d) };
+                let b = if self.flip(1, 3) {
+                    self.num(d)
+                } else {
+                    self.str(d)
+                };
                 format!("({} .. {b})", self.str(d))
             }
             3 => format!("string.rep({}, {})", self.str(d), self.n(4)),
-            4 => format!("string.rep({}, {}, {})", self.str(d), self.n(3), self.str(0)),
+            4 => format!(
+                "string.rep({}, {}, {})",
+                self.str(d),
+                self.n(3),
+                self.str(0)
+            ),
             5 => {
                 let m = self.pick(&["upper", "lower", "reverse", "len"]);
                 if m == "len" {
@@ -176,10 +221,19 @@ impl Gen<'_, '_> {
                     format!("{}:{m}()", self.str(d))
                 }
             }
-            6 => format!("string.sub({}, {}, {})", self.str(d), self.small_int(), self.small_int()),
+            6 => format!(
+                "string.sub({}, {}, {})",
+                self.str(d),
+                self.small_int(),
+                self.small_int()
+            ),
             7 => {
                 let f = self.pick(FORMATS);
-                let arg = if f.contains('s') { self.str(d) } else { self.num(d) };
+                let arg = if f.contains('s') {
+                    self.str(d)
+                } else {
+                    self.num(d)
+                };
                 format!("string.format({}, {arg})", lua_string(f.as_bytes()))
             }
             8 => format!("tostring({})", self.num(d)),
@@ -203,7 +257,11 @@ impl Gen<'_, '_> {
             1 => format!("({} == {})", self.num(d), self.num(d)),
             2 => format!("({} <= {})", self.str(d), self.str(d)),
             3 => format!("(not {})", self.cond(d.saturating_sub(1))),
-            4 => format!("({} and {})", self.cond(d.saturating_sub(1)), self.cond(d.saturating_sub(1))),
+            4 => format!(
+                "({} and {})",
+                self.cond(d.saturating_sub(1)),
+                self.cond(d.saturating_sub(1))
+            ),
             5 => format!("(math.type({}) == 'integer')", self.num(d)),
             _ => format!("({} ~= {})", self.str(d), self.str(d)),
         }
@@ -242,7 +300,11 @@ impl Gen<'_, '_> {
                 self.line(indent, &format!("{v} = clip({e})"));
             }
             4 => {
-                let e = if self.flip(1, 2) { self.num(2) } else { self.str(2) };
+                let e = if self.flip(1, 2) {
+                    self.num(2)
+                } else {
+                    self.str(2)
+                };
                 self.line(indent, &format!("t1[#t1 + 1] = {e}"));
             }
             5 => {
@@ -268,7 +330,10 @@ impl Gen<'_, '_> {
             7 => {
                 let c = format!("c{}", self.loops.len() + 1);
                 let k = self.n(5);
-                self.line(indent, &format!("do local {c} = 0 while {c} < {k} do {c} = {c} + 1"));
+                self.line(
+                    indent,
+                    &format!("do local {c} = 0 while {c} < {k} do {c} = {c} + 1"),
+                );
                 self.block(indent + 1, nest - 1);
                 self.line(indent, "end end");
             }
@@ -282,10 +347,16 @@ impl Gen<'_, '_> {
 
 /// A program of the grammar (see the module doc), as Lua source.
 pub fn program(u: &mut Unstructured) -> String {
-    let mut g = Gen { u, out: String::new(), loops: Vec::new(), budget: 12 };
+    let mut g = Gen {
+        u,
+        out: String::new(),
+        loops: Vec::new(),
+        budget: 12,
+    };
     g.out.push_str(PRELUDE);
     g.out.push('\n');
-    g.out.push_str("local n1, n2, n3, s1, s2, t1 = 0, 7, 2.5, \"ab\", \"10\", {}\n");
+    g.out
+        .push_str("local n1, n2, n3, s1, s2, t1 = 0, 7, 2.5, \"ab\", \"10\", {}\n");
     g.out.push_str("local ok, err = pcall(function()\n");
     g.block(1, 2);
     g.out.push_str("end)\n");

@@ -88,7 +88,9 @@ pub const MAX_CRASHES: usize = 10;
 
 /// The seed corpus of `target`: `corpus/<target>/*`, sorted by name.
 pub fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -103,8 +105,9 @@ pub fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// FNV-1a, for crash file names.
 fn hash(data: &[u8]) -> u64 {
-    data.iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn fresh(rng: &mut StdRng, max_len: usize) -> Vec<u8> {
@@ -155,6 +158,9 @@ fn mutated(rng: &mut StdRng, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
     v
 }
 
+/// The execution in progress: when it started, and its input.
+type Running = Option<(Instant, Vec<u8>)>;
+
 thread_local! {
     static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
@@ -164,25 +170,26 @@ thread_local! {
 pub fn run(target: Target, opts: &Options) -> Report {
     let seeds: Vec<Vec<u8>> = corpus(target.name).into_iter().map(|(_, b)| b).collect();
     let mut rng = StdRng::seed_from_u64(opts.seed ^ hash(target.name.as_bytes()));
-    let current: Arc<Mutex<Option<(Instant, Vec<u8>)>>> = Arc::default();
+    let current: Arc<Mutex<Running>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let crash_dir = opts.crash_dir.as_ref().map(|d| d.join(target.name));
     let watchdog = {
-        let (current, done, dir, hang) = (current.clone(), done.clone(), crash_dir.clone(), opts.hang);
+        let (current, done, dir, hang) =
+            (current.clone(), done.clone(), crash_dir.clone(), opts.hang);
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 let guard = current.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((started, input)) = &*guard {
-                    if started.elapsed() > hang {
-                        let at = dir.as_ref().map(|d| save(d, "hang", input));
-                        eprintln!(
-                            "selffuzz {}: one execution ran {:?} (a hang); input saved at {at:?}",
-                            target.name,
-                            started.elapsed()
-                        );
-                        std::process::abort();
-                    }
+                if let Some((started, input)) = &*guard
+                    && started.elapsed() > hang
+                {
+                    let at = dir.as_ref().map(|d| save(d, "hang", input));
+                    eprintln!(
+                        "selffuzz {}: one execution ran {:?} (a hang); input saved at {at:?}",
+                        target.name,
+                        started.elapsed()
+                    );
+                    std::process::abort();
                 }
             }
         })
@@ -216,10 +223,20 @@ pub fn run(target: Target, opts: &Options) -> Report {
             let message = LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| "a panic without a message".into());
-            let key: String = message.lines().next().unwrap_or_default().chars().take(200).collect();
+            let key: String = message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
             if report.crashes.len() < MAX_CRASHES && seen.insert(key) {
                 let saved = crash_dir.as_ref().map(|d| save(d, "crash", &input));
-                report.crashes.push(Crash { input, message, saved });
+                report.crashes.push(Crash {
+                    input,
+                    message,
+                    saved,
+                });
             }
         }
     }
@@ -255,7 +272,13 @@ mod tests {
             crash_dir: Some(dir.path().into()),
             ..Options::default()
         };
-        let r = run(Target { name: "boom", run: boom }, &opts);
+        let r = run(
+            Target {
+                name: "boom",
+                run: boom,
+            },
+            &opts,
+        );
         assert!(r.execs > 100, "{} execs", r.execs);
         assert_eq!(r.crashes.len(), 1, "{:?}", r.crashes);
         let c = &r.crashes[0];

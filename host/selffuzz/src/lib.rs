@@ -21,8 +21,8 @@
 
 pub mod differential;
 pub mod driver;
-pub mod gen;
 pub mod lua_json;
+pub mod make;
 pub mod output_schema;
 pub mod run_calls;
 pub mod toolkit_load;
@@ -42,13 +42,34 @@ pub struct Target {
 
 /// Every target.
 pub const TARGETS: &[Target] = &[
-    Target { name: "toolkit_dir", run: toolkit_load::target_dir },
-    Target { name: "toolkit_built", run: toolkit_load::target_built },
-    Target { name: "lua_json", run: lua_json::target },
-    Target { name: "run_call", run: run_calls::target_host },
-    Target { name: "run_call_guest", run: run_calls::target_guest },
-    Target { name: "output_schema", run: output_schema::target },
-    Target { name: "differential", run: differential::target },
+    Target {
+        name: "toolkit_dir",
+        run: toolkit_load::target_dir,
+    },
+    Target {
+        name: "toolkit_built",
+        run: toolkit_load::target_built,
+    },
+    Target {
+        name: "lua_json",
+        run: lua_json::target,
+    },
+    Target {
+        name: "run_call",
+        run: run_calls::target_host,
+    },
+    Target {
+        name: "run_call_guest",
+        run: run_calls::target_guest,
+    },
+    Target {
+        name: "output_schema",
+        run: output_schema::target,
+    },
+    Target {
+        name: "differential",
+        run: differential::target,
+    },
 ];
 
 /// The target called `name`.

@@ -17,7 +17,7 @@ use arbitrary::Unstructured;
 use lunabox_sandbox::{HookRequest, Limits, Outcome, ScriptErrorKind};
 use serde_json::{Map, Number, Value};
 
-use crate::gen;
+use crate::make;
 
 /// What a JSON value becomes in Lua: `Ok(None)` is nil.
 pub type Lua = Result<Option<Value>, String>;
@@ -67,7 +67,10 @@ pub fn through_lua(v: &Value) -> Lua {
 }
 
 /// The hooks the value goes through, and how each wraps the model's value.
-const HOOKS: &[(&str, fn(Option<Value>) -> Value)] = &[
+/// What a hook's result is made of the model's value.
+type Wrap = fn(Option<Value>) -> Value;
+
+const HOOKS: &[(&str, Wrap)] = &[
     ("return input", as_returned),
     ("local x = input\nreturn {v = x}", in_table),
 ];
@@ -86,11 +89,11 @@ fn in_table(v: Option<Value>) -> Value {
 
 /// A value to send: generated, or nested near the limit.
 fn value(u: &mut Unstructured) -> Value {
-    if gen::chance(u, 1, 16) {
+    if make::chance(u, 1, 16) {
         let depth = u.int_in_range(95..=103usize).unwrap_or(100);
-        gen::nested(depth, gen::json(u, 0, 0))
+        make::nested(depth, make::json(u, 0, 0))
     } else {
-        gen::json(u, 5, 4)
+        make::json(u, 5, 4)
     }
 }
 
@@ -158,8 +161,15 @@ mod tests {
         assert_eq!(through_lua(&json!([1, null, null])), Ok(Some(json!([1]))));
         assert_eq!(through_lua(&json!([null])), Ok(Some(json!({}))));
         assert_eq!(through_lua(&json!([])), Ok(Some(json!([]))));
-        assert_eq!(through_lua(&json!({"a": null, "b": 1})), Ok(Some(json!({"b": 1}))));
-        assert!(through_lua(&json!([null, 1])).unwrap_err().starts_with("sparse array"));
+        assert_eq!(
+            through_lua(&json!({"a": null, "b": 1})),
+            Ok(Some(json!({"b": 1})))
+        );
+        assert!(
+            through_lua(&json!([null, 1]))
+                .unwrap_err()
+                .starts_with("sparse array")
+        );
         assert_eq!(
             through_lua(&json!(u64::MAX)),
             Ok(Some(json!(18446744073709551615.0f64)))

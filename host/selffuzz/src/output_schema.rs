@@ -19,7 +19,7 @@ use lunabox_run::output::{OutputError, check_output, compile_schema};
 use lunabox_toolkit::schema::Budget;
 use serde_json::{Map, Value, json};
 
-use crate::gen;
+use crate::make;
 
 /// Schema keywords with a generator for their value.
 const KEYWORDS: &[&str] = &[
@@ -52,7 +52,9 @@ const KEYWORDS: &[&str] = &[
     "id",
 ];
 
-const TYPES: &[&str] = &["object", "array", "string", "integer", "number", "boolean", "null", "any"];
+const TYPES: &[&str] = &[
+    "object", "array", "string", "integer", "number", "boolean", "null", "any",
+];
 
 const REFS: &[&str] = &[
     "#",
@@ -67,15 +69,25 @@ const REFS: &[&str] = &[
 ];
 
 const PATTERNS: &[&str] = &[
-    "^[a-z]+$", "(a+)+$", "^(a|aa)*b$", "\\d{1,1000}", "(?=a)", "\\1", "[", "", ".*", "^\\p{L}+$", "a{0,65535}",
+    "^[a-z]+$",
+    "(a+)+$",
+    "^(a|aa)*b$",
+    "\\d{1,1000}",
+    "(?=a)",
+    "\\1",
+    "[",
+    "",
+    ".*",
+    "^\\p{L}+$",
+    "a{0,65535}",
 ];
 
 fn types(u: &mut Unstructured) -> Value {
-    if gen::chance(u, 1, 4) {
+    if make::chance(u, 1, 4) {
         let n = u.int_in_range(0..=3usize).unwrap_or(0);
-        Value::Array((0..n).map(|_| json!(gen::pick(u, TYPES))).collect())
+        Value::Array((0..n).map(|_| json!(make::pick(u, TYPES))).collect())
     } else {
-        json!(gen::pick(u, TYPES))
+        json!(make::pick(u, TYPES))
     }
 }
 
@@ -88,47 +100,66 @@ fn named(u: &mut Unstructured, depth: usize, names: &[&str]) -> Value {
     let n = u.int_in_range(0..=3usize).unwrap_or(0);
     let mut m = Map::new();
     for _ in 0..n {
-        m.insert(gen::pick(u, names).to_string(), schema(u, depth));
+        m.insert(make::pick(u, names).to_string(), schema(u, depth));
     }
     Value::Object(m)
 }
 
 /// A schema nested at most `depth` subschemas deep.
 pub fn schema(u: &mut Unstructured, depth: usize) -> Value {
-    if gen::chance(u, 1, 10) {
-        return gen::json(u, 2, 3);
+    if make::chance(u, 1, 10) {
+        return make::json(u, 2, 3);
     }
     let mut m = Map::new();
-    if depth == 0 || gen::chance(u, 1, 3) {
+    if depth == 0 || make::chance(u, 1, 3) {
         m.insert("type".into(), types(u));
         return Value::Object(m);
     }
     let d = depth - 1;
     let n = u.int_in_range(1..=4usize).unwrap_or(1);
     for _ in 0..n {
-        let k = gen::pick(u, KEYWORDS);
+        let k = make::pick(u, KEYWORDS);
         let v = match k {
             "type" => types(u),
             "properties" => named(u, d, &["a", "b", "port", ""]),
             "patternProperties" => named(u, d, PATTERNS),
             "definitions" => named(u, d, &["a", "b"]),
-            "required" => json!(["a", "port"].iter().take(u.int_in_range(0..=2usize).unwrap_or(0)).collect::<Vec<_>>()),
+            "required" => json!(
+                ["a", "port"]
+                    .iter()
+                    .take(u.int_in_range(0..=2usize).unwrap_or(0))
+                    .collect::<Vec<_>>()
+            ),
             "items" if u.arbitrary().unwrap_or(false) => schemas(u, d),
             "items" | "not" => schema(u, d),
-            "additionalProperties" if u.arbitrary().unwrap_or(false) => json!(u.arbitrary::<bool>().unwrap_or(false)),
+            "additionalProperties" if u.arbitrary().unwrap_or(false) => {
+                json!(u.arbitrary::<bool>().unwrap_or(false))
+            }
             "additionalProperties" => schema(u, d),
             "anyOf" | "oneOf" | "allOf" => schemas(u, d),
-            "$ref" => json!(gen::pick(u, REFS)),
-            "pattern" => json!(gen::pick(u, PATTERNS)),
-            "format" => json!(gen::pick(u, &["date-time", "email", "ipv4", "ipv6", "uri", "regex", "hostname", "nope"])),
+            "$ref" => json!(make::pick(u, REFS)),
+            "pattern" => json!(make::pick(u, PATTERNS)),
+            "format" => json!(make::pick(
+                u,
+                &[
+                    "date-time",
+                    "email",
+                    "ipv4",
+                    "ipv6",
+                    "uri",
+                    "regex",
+                    "hostname",
+                    "nope"
+                ]
+            )),
             "enum" => {
                 let n = u.int_in_range(0..=3usize).unwrap_or(0);
-                Value::Array((0..n).map(|_| gen::json(u, 1, 2)).collect())
+                Value::Array((0..n).map(|_| make::json(u, 1, 2)).collect())
             }
             "exclusiveMinimum" | "uniqueItems" => json!(u.arbitrary::<bool>().unwrap_or(false)),
             "dependencies" => json!({"a": ["b"]}),
-            "id" => json!(gen::pick(u, &["#a", "http://example.com/", "x"])),
-            _ => gen::number(u),
+            "id" => json!(make::pick(u, &["#a", "http://example.com/", "x"])),
+            _ => make::number(u),
         };
         m.insert(k.to_string(), v);
     }
@@ -138,8 +169,8 @@ pub fn schema(u: &mut Unstructured, depth: usize) -> Value {
 /// A document for `schema`: one of its type's values (with its named
 /// properties), or anything.
 pub fn document(u: &mut Unstructured, schema: &Value, depth: usize) -> Value {
-    if depth == 0 || gen::chance(u, 1, 4) {
-        return gen::json(u, depth.min(3), 3);
+    if depth == 0 || make::chance(u, 1, 4) {
+        return make::json(u, depth.min(3), 3);
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
@@ -151,7 +182,7 @@ pub fn document(u: &mut Unstructured, schema: &Value, depth: usize) -> Value {
             let mut m = Map::new();
             if let Some(Value::Object(props)) = schema.get("properties") {
                 for (k, s) in props {
-                    if gen::chance(u, 3, 4) {
+                    if make::chance(u, 3, 4) {
                         m.insert(k.clone(), document(u, s, depth - 1));
                     }
                 }
@@ -160,7 +191,7 @@ pub fn document(u: &mut Unstructured, schema: &Value, depth: usize) -> Value {
         }
         "array" => {
             let item = schema.get("items").cloned().unwrap_or(Value::Null);
-            let n = if gen::chance(u, 1, 16) {
+            let n = if make::chance(u, 1, 16) {
                 u.int_in_range(1000..=20_000usize).unwrap_or(1000)
             } else {
                 u.int_in_range(0..=4usize).unwrap_or(0)
@@ -168,12 +199,12 @@ pub fn document(u: &mut Unstructured, schema: &Value, depth: usize) -> Value {
             let one = document(u, &item, depth - 1);
             Value::Array(vec![one; n])
         }
-        "string" => Value::String(gen::string(u)),
+        "string" => Value::String(make::string(u)),
         "integer" => json!(u.int_in_range(-5..=70000i64).unwrap_or(0)),
-        "number" => gen::number(u),
+        "number" => make::number(u),
         "boolean" => json!(u.arbitrary::<bool>().unwrap_or(false)),
         "null" => Value::Null,
-        _ => gen::json(u, 2, 3),
+        _ => make::json(u, 2, 3),
     }
 }
 
@@ -207,8 +238,8 @@ pub fn target(data: &[u8]) {
     let schema = schema(u, 4);
     let doc = document(u, &schema, 4);
     let output = output_text(u, &doc);
-    let steps = *gen::pick(u, &[&lunabox_toolkit::schema::DEFAULT_STEPS, &5_000, &50]);
-    let truncated = gen::chance(u, 1, 20);
+    let steps = *make::pick(u, &[&lunabox_toolkit::schema::DEFAULT_STEPS, &5_000, &50]);
+    let truncated = make::chance(u, 1, 20);
     let deadline = Duration::from_secs(2);
     let started = Instant::now();
     let compiled = compile_schema(&schema);
@@ -245,11 +276,22 @@ pub fn target(data: &[u8]) {
     match &result {
         Ok(v) => {
             assert!(!truncated, "a truncated output file was accepted");
-            assert_eq!(Some(v), parsed.as_ref(), "the accepted value is not the one written");
+            assert_eq!(
+                Some(v),
+                parsed.as_ref(),
+                "the accepted value is not the one written"
+            );
         }
         Err(OutputError::Bad(m)) => {
-            assert!(m.starts_with(label), "the message does not name the call: {m}");
-            assert!(m.chars().count() < 20_000, "a {}-character message", m.chars().count());
+            assert!(
+                m.starts_with(label),
+                "the message does not name the call: {m}"
+            );
+            assert!(
+                m.chars().count() < 20_000,
+                "a {}-character message",
+                m.chars().count()
+            );
         }
         Err(OutputError::Deadline) => {}
     }

@@ -24,11 +24,21 @@ use lunabox_run::{ExecError, Executor, RawResult, RunContext};
 use lunabox_sandbox::{HookRequest, Limits, Outcome};
 use serde_json::{Map, Value};
 
-use crate::gen;
+use crate::make;
 
 /// Variable names: valid, invalid and reserved.
 const VAR_NAMES: &[&str] = &[
-    "PORT", "_x", "a1", "DLPX_OUTPUT_FILE", "1A", "A-B", "", "A B", "\u{e9}", "PATH", "X=Y",
+    "PORT",
+    "_x",
+    "a1",
+    "DLPX_OUTPUT_FILE",
+    "1A",
+    "A-B",
+    "",
+    "A B",
+    "\u{e9}",
+    "PATH",
+    "X=Y",
 ];
 
 /// Paths for `sourceDirectory`, `excludePaths` and `followSymlinkPaths`.
@@ -37,28 +47,28 @@ const PATHS: &[&str] = &[
 ];
 
 fn field_value(u: &mut Unstructured, key: &str) -> Value {
-    if gen::chance(u, 1, 5) {
-        return gen::json(u, 2, 3);
+    if make::chance(u, 1, 5) {
+        return make::json(u, 2, 3);
     }
     match key {
-        "command" | "environment" | "user" | "host" => Value::String(gen::string(u)),
-        "sourceDirectory" => Value::String(gen::pick(u, PATHS).to_string()),
+        "command" | "environment" | "user" | "host" => Value::String(make::string(u)),
+        "sourceDirectory" => Value::String(make::pick(u, PATHS).to_string()),
         "variables" => {
             let n = u.int_in_range(0..=4usize).unwrap_or(0);
             let mut m = Map::new();
             for _ in 0..n {
-                let name = if gen::chance(u, 3, 4) {
-                    gen::pick(u, VAR_NAMES).to_string()
+                let name = if make::chance(u, 3, 4) {
+                    make::pick(u, VAR_NAMES).to_string()
                 } else {
-                    gen::short_text(u, 6)
+                    make::short_text(u, 6)
                 };
                 let v = match u.int_in_range(0..=5u8).unwrap_or(0) {
-                    0 => Value::String(gen::string(u)),
-                    1 => gen::number(u),
+                    0 => Value::String(make::string(u)),
+                    1 => make::number(u),
                     2 => Value::Bool(u.arbitrary().unwrap_or(false)),
                     3 => Value::Null,
                     4 => Value::String("a\0b".into()),
-                    _ => gen::json(u, 2, 2),
+                    _ => make::json(u, 2, 2),
                 };
                 m.insert(name, v);
             }
@@ -69,25 +79,25 @@ fn field_value(u: &mut Unstructured, key: &str) -> Value {
             Value::Array(
                 (0..n)
                     .map(|_| {
-                        if gen::chance(u, 1, 6) {
-                            gen::json(u, 1, 2)
+                        if make::chance(u, 1, 6) {
+                            make::json(u, 1, 2)
                         } else {
-                            Value::String(gen::pick(u, PATHS).to_string())
+                            Value::String(make::pick(u, PATHS).to_string())
                         }
                     })
                     .collect(),
             )
         }
         "outputSchema" => crate::output_schema::schema(u, 3),
-        _ => gen::json(u, 2, 3),
+        _ => make::json(u, 2, 3),
     }
 }
 
 /// A call table: some of the known fields (and an unknown one), or rarely
 /// not a table at all.
 pub fn call_value(u: &mut Unstructured) -> Value {
-    if gen::chance(u, 1, 12) {
-        return gen::json(u, 2, 3);
+    if make::chance(u, 1, 12) {
+        return make::json(u, 2, 3);
     }
     const KEYS: &[&str] = &[
         "command",
@@ -103,8 +113,12 @@ pub fn call_value(u: &mut Unstructured) -> Value {
     ];
     let mut m = Map::new();
     for key in KEYS {
-        let p = if *key == "command" || *key == "sourceDirectory" { 4 } else { 2 };
-        if gen::chance(u, p, 5) {
+        let p = if *key == "command" || *key == "sourceDirectory" {
+            4
+        } else {
+            2
+        };
+        if make::chance(u, p, 5) {
             let v = field_value(u, key);
             m.insert(key.to_string(), v);
         }
@@ -121,15 +135,32 @@ pub fn check_call(f: RunFunction, table: &Value, c: &RunCall) {
         assert!(c.exclude_paths.is_empty() && c.follow_symlink_paths.is_empty());
     } else {
         assert!(c.command.is_none() && c.variables.is_empty() && c.output_schema.is_none());
-        let dir = c.source_directory.as_deref().expect("RunSync has a source directory");
-        assert!(!dir.trim().is_empty(), "an empty sourceDirectory was accepted: {table}");
+        let dir = c
+            .source_directory
+            .as_deref()
+            .expect("RunSync has a source directory");
+        assert!(
+            !dir.trim().is_empty(),
+            "an empty sourceDirectory was accepted: {table}"
+        );
     }
     let given = table.get("variables").and_then(Value::as_object);
     for (name, text) in &c.variables {
-        assert!(call::is_env_name(name), "variable `{name}` accepted: {table}");
-        assert_ne!(name, "DLPX_OUTPUT_FILE", "the reserved variable was accepted");
-        assert!(!text.contains('\0'), "a NUL in variables.{name} was accepted");
-        let v = given.and_then(|g| g.get(name)).expect("a variable the table has");
+        assert!(
+            call::is_env_name(name),
+            "variable `{name}` accepted: {table}"
+        );
+        assert_ne!(
+            name, "DLPX_OUTPUT_FILE",
+            "the reserved variable was accepted"
+        );
+        assert!(
+            !text.contains('\0'),
+            "a NUL in variables.{name} was accepted"
+        );
+        let v = given
+            .and_then(|g| g.get(name))
+            .expect("a variable the table has");
         match v {
             Value::String(s) => assert_eq!(s, text),
             Value::Bool(b) => assert_eq!(&b.to_string(), text),
@@ -148,11 +179,21 @@ pub fn check_call(f: RunFunction, table: &Value, c: &RunCall) {
     }
     if let Some(g) = given.filter(|_| f.takes_command()) {
         let kept = g.iter().filter(|(_, v)| !v.is_null()).count();
-        assert_eq!(kept, c.variables.len(), "variables dropped or invented: {table}");
+        assert_eq!(
+            kept,
+            c.variables.len(),
+            "variables dropped or invented: {table}"
+        );
     }
     for p in c.exclude_paths.iter().chain(&c.follow_symlink_paths) {
-        assert!(!p.is_empty() && !p.starts_with('/') && !p.ends_with('/'), "path `{p}`");
-        assert!(p.split('/').all(|s| !s.is_empty() && s != "." && s != ".."), "path `{p}`");
+        assert!(
+            !p.is_empty() && !p.starts_with('/') && !p.ends_with('/'),
+            "path `{p}`"
+        );
+        assert!(
+            p.split('/').all(|s| !s.is_empty() && s != "." && s != ".."),
+            "path `{p}`"
+        );
     }
     if let Some(s) = &c.output_schema {
         assert!(lunabox_run::output::compile_schema(s).is_ok());
@@ -164,7 +205,7 @@ pub fn check_call(f: RunFunction, table: &Value, c: &RunCall) {
 pub fn target_host(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let u = &mut u;
-    if gen::chance(u, 1, 10) {
+    if make::chance(u, 1, 10) {
         let text = {
             let n = u.len();
             String::from_utf8_lossy(u.bytes(n).unwrap_or_default()).into_owned()
@@ -180,7 +221,11 @@ pub fn target_host(data: &[u8]) {
     let text = table.to_string();
     for f in RunFunction::ALL {
         let parsed = call::parse_value(f, &table);
-        assert_eq!(parsed, call::parse(f, &text), "value and text parse differently");
+        assert_eq!(
+            parsed,
+            call::parse(f, &text),
+            "value and text parse differently"
+        );
         match parsed {
             Ok(c) => check_call(f, &table, &c),
             Err(e) => {
@@ -190,7 +235,9 @@ pub fn target_host(data: &[u8]) {
                 if let Some(field) = &e.field {
                     let top = field.split(['.', '[']).next().unwrap_or(field);
                     assert!(
-                        table.get(top).is_some() || !table.is_object() || e.message.contains("missing"),
+                        table.get(top).is_some()
+                            || !table.is_object()
+                            || e.message.contains("missing"),
                         "error names field `{field}` the table does not have: {table}"
                     );
                 }
@@ -254,7 +301,10 @@ pub fn target_guest(data: &[u8]) {
             }
         }
         Err(e) => {
-            assert!(calls.is_empty(), "a refused table reached the executor: {table}");
+            assert!(
+                calls.is_empty(),
+                "a refused table reached the executor: {table}"
+            );
             let msg = outcome.result.message().unwrap_or_default();
             assert!(
                 msg.contains(&e.message),

@@ -23,7 +23,7 @@ use lunabox_toolkit::model::LinkedKind;
 use lunabox_toolkit::{build, validate};
 use serde_json::Value;
 
-use crate::gen;
+use crate::make;
 
 /// Path components the tree is made of: the folders and files the format
 /// names, and a few it does not.
@@ -82,7 +82,10 @@ enum Edit {
 
 fn rel_path(u: &mut Unstructured) -> String {
     let n = u.int_in_range(1..=3usize).unwrap_or(1);
-    (0..n).map(|_| gen::pick(u, COMPONENTS)).collect::<Vec<_>>().join("/")
+    (0..n)
+        .map(|_| make::pick(u, COMPONENTS))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Contents for a file: Lua, a messages file, JSON, text with a NUL, or
@@ -91,13 +94,13 @@ fn contents(u: &mut Unstructured, manifest: &Value) -> Vec<u8> {
     match u.int_in_range(0..=6u8).unwrap_or(0) {
         0 => b"return nil\n".to_vec(),
         1 => b"local x = 1\nreturn {x = x}\n".to_vec(),
-        2 => format!("greeting = hello\n# c\n{}\n", gen::short_text(u, 30)).into_bytes(),
+        2 => format!("greeting = hello\n# c\n{}\n", make::short_text(u, 30)).into_bytes(),
         3 => {
             let mut m = manifest.clone();
-            gen::mutate(u, &mut m, 3);
+            make::mutate(u, &mut m, 3);
             serde_json::to_vec(&m).unwrap_or_default()
         }
-        4 => gen::json(u, 3, 3).to_string().into_bytes(),
+        4 => make::json(u, 3, 3).to_string().into_bytes(),
         5 => vec![0xff, 0xfe, b'a', 0, 0x80],
         _ => {
             let n = u.int_in_range(0..=64usize).unwrap_or(0);
@@ -114,7 +117,7 @@ fn edit(u: &mut Unstructured, manifest: &Value) -> Edit {
             Edit::File(path, c)
         }
         4 => Edit::Dir(path),
-        5 | 6 => Edit::Link(path, gen::pick(u, LINK_TARGETS).to_string()),
+        5 | 6 => Edit::Link(path, make::pick(u, LINK_TARGETS).to_string()),
         7 => Edit::Fifo(path),
         8 => Edit::Socket(path),
         _ => Edit::Remove(path),
@@ -207,7 +210,7 @@ pub fn target_dir(data: &[u8]) {
 pub fn target_built(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let u = &mut u;
-    let bytes = if gen::chance(u, 1, 8) {
+    let bytes = if make::chance(u, 1, 8) {
         {
             let n = u.len();
             u.bytes(n).unwrap_or_default().to_vec()
@@ -220,7 +223,7 @@ pub fn target_built(data: &[u8]) {
         };
         let mut doc = scaffold_built(kind);
         let rounds = u.int_in_range(0..=6usize).unwrap_or(0);
-        gen::mutate(u, &mut doc, rounds);
+        make::mutate(u, &mut doc, rounds);
         serde_json::to_vec(&doc).expect("a value serializes")
     };
     let tmp = tempfile::tempdir().expect("a temporary directory");
@@ -244,7 +247,10 @@ pub fn scaffold_built(kind: LinkedKind) -> Value {
 fn check_loaded(loaded: &Loaded) {
     let report = validate::validate(loaded, None);
     for d in &report.diagnostics {
-        assert!(!d.message.is_empty(), "a diagnostic without a message: {d:?}");
+        assert!(
+            !d.message.is_empty(),
+            "a diagnostic without a message: {d:?}"
+        );
     }
     let _ = report.to_json();
     let t1 = &loaded.toolkit;
@@ -252,9 +258,8 @@ fn check_loaded(loaded: &Loaded) {
     let l2 = load::from_built_json(b1.clone(), "built.json".into())
         .expect("a built document is an object");
     let t2 = &l2.toolkit;
-    let same_parts = t1.scripts == t2.scripts
-        && t1.resources == t2.resources
-        && t1.messages == t2.messages;
+    let same_parts =
+        t1.scripts == t2.scripts && t1.resources == t2.resources && t1.messages == t2.messages;
     if report.ok() {
         assert!(
             same_parts,

@@ -12,7 +12,8 @@ use lunabox_selffuzz::{TARGETS, driver};
 
 fn env_duration(name: &str, default: Duration) -> Duration {
     match std::env::var(name) {
-        Ok(v) => humantime_like(&v).unwrap_or_else(|| panic!("{name}={v}: not a duration like 20s or 500ms")),
+        Ok(v) => humantime_like(&v)
+            .unwrap_or_else(|| panic!("{name}={v}: not a duration like 20s or 500ms")),
         Err(_) => default,
     }
 }
@@ -37,13 +38,17 @@ fn every_target_survives_a_bounded_run() {
         .ok()
         .map(|s| s.parse().expect("LUNABOX_SELFFUZZ_SEED is a number"))
         .unwrap_or(0x5e1f);
-    let crash_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/selffuzz-crashes");
+    let crash_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/selffuzz-crashes");
     // The sandbox compiles its guest once per process: not part of a
     // target's time.
     let _ = lunabox_selffuzz::runtime();
     let mut crashes = Vec::new();
     let mut ran = 0;
-    for t in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == t.name)) {
+    for t in TARGETS
+        .iter()
+        .filter(|t| only.as_deref().is_none_or(|o| o == t.name))
+    {
         let opts = driver::Options {
             time,
             seed,

@@ -9,7 +9,11 @@ use lunabox_selffuzz::{TARGETS, driver};
 fn every_corpus_file_passes_its_target() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     for entry in std::fs::read_dir(&root).expect("the corpus folder") {
-        let name = entry.expect("an entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("an entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         assert!(
             lunabox_selffuzz::target(&name).is_some(),
             "corpus/{name}/ is not a target's corpus"
@@ -25,5 +29,8 @@ fn every_corpus_file_passes_its_target() {
             }
         }
     }
-    assert!(failed.is_empty(), "corpus files that fail their target: {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "corpus files that fail their target: {failed:#?}"
+    );
 }

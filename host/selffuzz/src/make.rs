@@ -215,14 +215,33 @@ pub fn number(u: &mut Unstructured) -> Value {
         0..=3 => Number::from(u.int_in_range(-3..=100i64).unwrap_or(0)),
         4 => Number::from(*pick(
             u,
-            &[&i64::MIN, &i64::MAX, &(i64::MAX - 1), &(1i64 << 53), &((1i64 << 53) + 1), &-0],
+            &[
+                &i64::MIN,
+                &i64::MAX,
+                &(i64::MAX - 1),
+                &(1i64 << 53),
+                &((1i64 << 53) + 1),
+                &-0,
+            ],
         )),
         5 => Number::from(*pick(u, &[&u64::MAX, &(i64::MAX as u64 + 1)])),
         6 => Number::from(u.arbitrary::<i64>().unwrap_or(7)),
         7 => {
             let f = *pick(
                 u,
-                &[&0.5f64, &-0.0, &1.0, &2.0, &0.1, &1e-300, &5e-324, &1.7976931348623157e308, &1e15, &1e16, &123456.789],
+                &[
+                    &0.5f64,
+                    &-0.0,
+                    &1.0,
+                    &2.0,
+                    &0.1,
+                    &1e-300,
+                    &5e-324,
+                    &1.7976931348623157e308,
+                    &1e15,
+                    &1e16,
+                    &123456.789,
+                ],
             );
             Number::from_f64(f).unwrap_or(Number::from(0))
         }
@@ -290,12 +309,12 @@ pub fn mutate(u: &mut Unstructured, v: &mut Value, rounds: usize) {
         match u.int_in_range(0..=4u8).unwrap_or(0) {
             0 => *node = json(u, 2, 3),
             1 => {
-                if let Value::Object(m) = node {
-                    if !m.is_empty() {
-                        let i = u.choose_index(m.len()).unwrap_or(0);
-                        if let Some(k) = m.keys().nth(i).cloned() {
-                            m.shift_remove(&k);
-                        }
+                if let Value::Object(m) = node
+                    && !m.is_empty()
+                {
+                    let i = u.choose_index(m.len()).unwrap_or(0);
+                    if let Some(k) = m.keys().nth(i).cloned() {
+                        m.shift_remove(&k);
                     }
                 }
             }
@@ -362,7 +381,9 @@ mod tests {
         let mut u = Unstructured::new(&[]);
         assert_eq!(json(&mut u, 3, 3), Value::Null);
         for seed in 0u8..=255 {
-            let data: Vec<u8> = (0..512).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+            let data: Vec<u8> = (0..512)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect();
             let mut u = Unstructured::new(&data);
             let v = json(&mut u, 4, 3);
             assert!(lunabox_toolkit::json::depth(&v) <= 4, "{v}");
