@@ -216,9 +216,9 @@ impl Gen<'_, '_> {
             5 => {
                 let m = self.pick(&["upper", "lower", "reverse", "len"]);
                 if m == "len" {
-                    format!("tostring({}:len())", self.str(d))
+                    format!("tostring(({}):len())", self.str(d))
                 } else {
-                    format!("{}:{m}()", self.str(d))
+                    format!("({}):{m}()", self.str(d))
                 }
             }
             6 => format!(

@@ -6,7 +6,7 @@
 //! so trailing ones vanish and inner ones make a sparse table that cannot be
 //! returned), `[]` stays `[]`, an array of nulls only is an empty table
 //! (`{}`), integers that fit 64 bits stay integers and bigger ones become
-//! floats. The hook's outcome must be the model's value, or its error as a
+//! floats; object keys come back sorted bytewise. The hook's outcome must be the model's value, or its error as a
 //! bad result naming the problem. Values near the nesting limit may also be
 //! refused with a clear error; no value may make the host fail, trap or
 //! hang.
@@ -55,8 +55,11 @@ pub fn through_lua(v: &Value) -> Lua {
             }
         }
         Value::Object(m) => {
+            // The guest writes an object's keys sorted bytewise.
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             let mut out = Map::new();
-            for (k, item) in m {
+            for (k, item) in members {
                 if let Some(x) = through_lua(item)? {
                     out.insert(k.clone(), x);
                 }
