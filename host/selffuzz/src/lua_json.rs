@@ -6,8 +6,8 @@
 //! so trailing ones vanish and inner ones make a sparse table that cannot be
 //! returned), `[]` stays `[]`, an array of nulls only is an empty table
 //! (`{}`), integers that fit 64 bits stay integers and bigger ones become
-//! floats; object keys come back sorted bytewise. The hook's outcome must be the model's value, or its error as a
-//! bad result naming the problem. Values near the nesting limit may also be
+//! floats; object keys come back sorted bytewise. The hook's outcome must
+//! be the model's value, or its error as a bad result naming the problem. Values near the nesting limit may also be
 //! refused with a clear error; no value may make the host fail, trap or
 //! hang.
 
