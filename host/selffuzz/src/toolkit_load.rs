@@ -235,12 +235,19 @@ pub fn target_built(data: &[u8]) {
     }
 }
 
-/// The built document of a scaffolded toolkit of `kind`.
+/// The built document of a scaffolded toolkit of `kind` (made once).
 pub fn scaffold_built(kind: LinkedKind) -> Value {
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = lunabox_toolkit::scaffold::create(tmp.path(), "fuzzed", kind).expect("a scaffold");
-    let loaded = load::load(&dir).expect("the scaffold loads");
-    build::to_built_json(&loaded.toolkit)
+    static BUILT: std::sync::OnceLock<[Value; 2]> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        [LinkedKind::Staged, LinkedKind::Direct].map(|kind| {
+            let tmp = tempfile::tempdir().expect("a temporary directory");
+            let dir =
+                lunabox_toolkit::scaffold::create(tmp.path(), "fuzzed", kind).expect("a scaffold");
+            let loaded = load::load(&dir).expect("the scaffold loads");
+            build::to_built_json(&loaded.toolkit)
+        })
+    });
+    built[usize::from(kind == LinkedKind::Direct)].clone()
 }
 
 /// The properties every loaded toolkit has (see the module doc).
