@@ -288,7 +288,7 @@ impl Gen<'_, '_> {
     }
 
     fn stmt(&mut self, indent: usize, nest: usize) {
-        let kind = if nest == 0 { self.n(5) } else { self.n(8) };
+        let kind = if nest == 0 { self.n(4) } else { self.n(8) };
         match kind {
             0 | 1 => {
                 let v = self.pick(&["n1", "n2", "n3"]);
