@@ -8,7 +8,10 @@
 //! - `cargo xtask guest-smoke ...`: run Lua in the built guest with stub host
 //!   imports (a development harness; see `smoke.rs`).
 //! - `cargo xtask test`: prerequisites, `guest --check`, the guest's Lua
-//!   tests, `cargo test --workspace`.
+//!   tests, `cargo test --workspace` (which includes a short bounded fuzz
+//!   run of every `lunabox-selffuzz` target).
+//! - `cargo xtask selffuzz [--time 20s] [--target NAME] [--seed N] [--release]`:
+//!   a longer bounded fuzz run of lunabox itself.
 
 mod bindings;
 mod cc;
@@ -16,6 +19,7 @@ mod componentize;
 mod demo;
 mod deps;
 mod guest;
+mod selffuzz;
 mod smoke;
 mod test;
 mod wizer;
@@ -30,6 +34,7 @@ commands:\n  \
   deps [--test] [PKG...]   ensure the apt packages for the guest build (and tests)\n  \
   guest [--check]          rebuild guest-lua/lunabox-guest.wasm / check it is up to date\n  \
   guest-smoke [...]        run Lua files in the built guest with stub host imports\n  \
+  selffuzz [--time 20s]    fuzz lunabox itself for a while per target (see --help)\n  \
   test [ARGS...]           prerequisites, guest --check, guest Lua tests, cargo test\n";
 
 fn main() -> ExitCode {
@@ -55,6 +60,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> Result<()> {
         "deps" => deps::run(rest),
         "guest" => guest::run(rest),
         "guest-smoke" => smoke::run(rest),
+        "selffuzz" => selffuzz::run(rest),
         "test" => test::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

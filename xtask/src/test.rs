@@ -3,7 +3,9 @@
 //! 1. ensure the apt packages (guest toolchain, rsync, expect);
 //! 2. `guest --check`: the committed component is a byte-identical rebuild;
 //! 3. the guest's own Lua tests (`guest-lua/tests/*.lua`, see `smoke.rs`);
-//! 4. `cargo test --workspace`;
+//! 4. `cargo test --workspace`, which replays the self-fuzz corpora and
+//!    runs every `lunabox-selffuzz` target for 3 seconds
+//!    (`host/selffuzz/tests/bounded.rs`; `cargo xtask selffuzz` runs longer);
 //! 5. the embedder examples (`cargo run --example ...`), which check their
 //!    own outcomes.
 
