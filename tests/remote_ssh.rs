@@ -576,6 +576,66 @@ fn bench_run_bash_true_over_ssh() {
     }
 }
 
+/// Put a `~/wrap/rsync` first on the host session's PATH: `prelude` (sh
+/// lines), then the real rsync.
+fn wrap_rsync(h: &common::sshhosts::Host, prelude: &str) {
+    h.must(&format!(
+        "mkdir -p ~/wrap && printf '#!/bin/sh\\n{prelude}\\nexec /usr/bin/rsync \"$@\"\\n' > ~/wrap/rsync && chmod +x ~/wrap/rsync"
+    ));
+    h.set_path(&format!("{}/wrap:/usr/bin:/bin", h.home.display()));
+}
+
+/// A direct toolkit (the `dfix` fixture) whose preSnapshot hook is `lua`.
+fn toolkit_with_pre_snapshot(w: &World, lua: &str) -> PathBuf {
+    let tk = w.net.dir.path().join("synctk");
+    let o = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(common::engine::fixture("dfix"))
+        .arg(&tk)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    std::fs::write(tk.join("direct/preSnapshot.lua"), lua).unwrap();
+    tk
+}
+
+/// Run `tk`'s preSnapshot on environment `there` (host `h`), with
+/// `config.path` = `path` and RunSync's target `data`.
+fn run_pre_snapshot(
+    w: &World,
+    h: &common::sshhosts::Host,
+    tk: &Path,
+    data: &Path,
+    path: &str,
+    extra: &[&str],
+) -> Output {
+    let ctx = w.net.dir.path().join("ctx.json");
+    std::fs::write(
+        &ctx,
+        json!({
+            "config": {"path": path},
+            "repository": {},
+            "source": {"environment": "there", "environmentUser": h.user, "host": h.addr, "guid": "g"},
+            "parameters": {},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut args = vec![
+        "run-hook",
+        tk.to_str().unwrap(),
+        "direct/preSnapshot",
+        "--environment",
+        "there",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    w.run(&args)
+}
+
 #[test]
 fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
     let Some(w) = World::new(
@@ -593,51 +653,19 @@ fn run_sync_copies_from_a_remote_directory_with_excludes_and_symlinks() {
     );
     // The host's rsync, found first on the session's PATH, notes which
     // connection ran it (SSH_CLIENT names the client's port).
-    h.must(
-        "mkdir -p ~/wrap && printf '#!/bin/sh\nprintf %%s \"$SSH_CLIENT\" >> ~/rsync-clients; echo >> ~/rsync-clients\nexec /usr/bin/rsync \"$@\"\n' > ~/wrap/rsync && chmod +x ~/wrap/rsync",
+    wrap_rsync(
+        h,
+        "printf %%s \"$SSH_CLIENT\" >> ~/rsync-clients; echo >> ~/rsync-clients",
     );
-    h.set_path(&format!("{}/wrap:/usr/bin:/bin", h.home.display()));
-    let tk = w.net.dir.path().join("synctk");
-    let fixture = common::engine::fixture("dfix");
-    let o = std::process::Command::new("cp")
-        .args(["-r"])
-        .arg(&fixture)
-        .arg(&tk)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    std::fs::write(
-        tk.join("direct/preSnapshot.lua"),
+    let tk = toolkit_with_pre_snapshot(
+        &w,
         "RunBash { command = 'printf %s \"$SSH_CLIENT\" > ~/bash-client' }\n\
          RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
          sourceDirectory = config.path, excludePaths = { \"skip-me\", \"followed/inner\" }, \
          followSymlinkPaths = { \"followed\", \"file-link\" } }\n",
-    )
-    .unwrap();
+    );
     let data = w.net.dir.path().join("data");
-    let ctx = w.net.dir.path().join("ctx.json");
-    std::fs::write(
-        &ctx,
-        json!({
-            "config": {"path": "src"},
-            "repository": {},
-            "source": {"environment": "there", "environmentUser": h.user, "host": h.addr, "guid": "g"},
-            "parameters": {},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let o = w.run(&[
-        "run-hook",
-        tk.to_str().unwrap(),
-        "direct/preSnapshot",
-        "--environment",
-        "there",
-        "--context",
-        ctx.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let o = run_pre_snapshot(&w, h, &tk, &data, "src", &[]);
     assert!(o.status.success(), "{}", show(&o));
     let read = |p: &str| std::fs::read_to_string(data.join(p)).ok();
     assert_eq!(read("keep/a").as_deref(), Some("a\n"));
@@ -684,56 +712,19 @@ fn a_run_sync_past_the_deadline_leaves_no_remote_rsync_and_a_missing_source_says
     let h = &w.net.hosts[0];
     h.must("mkdir -p ~/src && echo a > ~/src/a");
     // The host's rsync notes its pid, then stalls before running.
-    h.must(
-        "mkdir -p ~/wrap && printf '#!/bin/sh\necho $$ >> ~/rsync-pids\nsleep 300\nexec /usr/bin/rsync \"$@\"\n' > ~/wrap/rsync && chmod +x ~/wrap/rsync",
-    );
-    h.set_path(&format!("{}/wrap:/usr/bin:/bin", h.home.display()));
-    let tk = w.net.dir.path().join("synctk");
-    let fixture = common::engine::fixture("dfix");
-    let o = std::process::Command::new("cp")
-        .args(["-r"])
-        .arg(&fixture)
-        .arg(&tk)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    std::fs::write(
-        tk.join("direct/preSnapshot.lua"),
+    wrap_rsync(h, "echo $$ >> ~/rsync-pids\\nsleep 300");
+    let tk = toolkit_with_pre_snapshot(
+        &w,
         "RunSync { environment = source.environment, user = source.environmentUser, host = source.host, \
          sourceDirectory = config.path }\n",
-    )
-    .unwrap();
+    );
     let data = w.net.dir.path().join("data");
-    let hook = |path: &str, extra: &[&str]| {
-        let ctx = w.net.dir.path().join("ctx.json");
-        std::fs::write(
-            &ctx,
-            json!({
-                "config": {"path": path},
-                "repository": {},
-                "source": {"environment": "there", "environmentUser": h.user, "host": h.addr, "guid": "g"},
-                "parameters": {},
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let mut args = vec![
-            "run-hook",
-            tk.to_str().unwrap(),
-            "direct/preSnapshot",
-            "--environment",
-            "there",
-            "--json",
-            "--context",
-            ctx.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ];
+    let hook = |path: &str, extra: &[&str]| -> Value {
+        let mut args = vec!["--json"];
         args.extend_from_slice(extra);
-        let o = w.run(&args);
-        let v: Value = serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| panic!("run-hook printed no JSON ({e}):\n{}", show(&o)));
-        v
+        let o = run_pre_snapshot(&w, h, &tk, &data, path, &args);
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("run-hook printed no JSON ({e}):\n{}", show(&o)))
     };
     let t = Instant::now();
     let v = hook("src", &["--timeout", "2s"]);

@@ -306,3 +306,20 @@ pub fn remove_call_dirs() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// Empty the calling thread's signal mask: for a child between fork and
+/// exec, so the command starts with no signal blocked, whatever lunabox's
+/// threads block (the CLI blocks SIGINT and SIGTERM for its signal thread,
+/// and a blocked mask is inherited across exec).
+///
+/// # Safety
+/// Makes only async-signal-safe calls (sigemptyset, sigprocmask); meant
+/// for a forked child before it execs.
+pub(crate) unsafe fn unblock_all_signals() {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}

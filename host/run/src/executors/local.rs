@@ -404,16 +404,11 @@ impl LocalExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: runs in the forked child before exec; sigemptyset and
-        // sigprocmask are async-signal-safe. The command starts with no
-        // signal blocked, whatever lunabox's threads block (the CLI blocks
-        // SIGINT and SIGTERM for its signal thread, and a blocked mask is
-        // inherited across exec).
+        // SAFETY: runs in the forked child before exec, and makes only
+        // async-signal-safe calls.
         unsafe {
             cmd.pre_exec(|| {
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                super::contain::unblock_all_signals();
                 Ok(())
             });
         }

@@ -358,11 +358,7 @@ unsafe fn child(plan: &Plan<'_>) -> ! {
         if libc::setpgid(0, 0) != 0 {
             fail();
         }
-        // The command starts with no signal blocked, whatever lunabox's
-        // threads block (the CLI blocks SIGINT/SIGTERM for its signal thread).
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        super::contain::unblock_all_signals();
         if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
             fail();
         }

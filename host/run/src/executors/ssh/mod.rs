@@ -898,20 +898,22 @@ impl SshExecutor {
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .process_group(0);
+                // SAFETY: runs in the forked child before exec, and makes
+                // only async-signal-safe calls.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        super::contain::unblock_all_signals();
+                        Ok(())
+                    });
+                }
                 match rsync::Bridge::start(self, timeout) {
                     Ok(b) => {
-                        // SAFETY: the closures make only async-signal-safe
-                        // calls (dup2, fcntl, sigprocmask); the bridge's
+                        // SAFETY: the closure makes only async-signal-safe
+                        // calls (dup2, fcntl); the bridge's
                         // socket end stays open in `bridges` until the
                         // command has been spawned and has ended.
                         unsafe {
                             cmd.pre_exec(rsync::give_fd3(&b.child_end));
-                            cmd.pre_exec(|| {
-                                let mut none: libc::sigset_t = std::mem::zeroed();
-                                libc::sigemptyset(&mut none);
-                                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                                Ok(())
-                            });
                         }
                         bridges.push(b);
                     }
