@@ -102,6 +102,15 @@ fn as_pg(program: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `pg_ctl -D DIR ARGS... -w ACTION` as the clusters' OS user: waits
+/// until the action is done.
+fn pg_ctl(bin: &Path, dir: &Path, args: &[&str], action: &str) -> Output {
+    let mut all = vec!["-D", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend(["-w", action]);
+    as_pg(&bin.join("pg_ctl"), &all)
+}
+
 fn must(o: Output, what: &str) -> String {
     assert!(o.status.success(), "{what} failed:\n{}", show(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -237,19 +246,7 @@ impl Drop for Clusters {
             {
                 continue;
             }
-            let _ = as_pg(
-                &self.bin.join("pg_ctl"),
-                &[
-                    "-D",
-                    d.to_str().unwrap(),
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "-t",
-                    "30",
-                    "stop",
-                ],
-            );
+            let _ = pg_ctl(&self.bin, d, &["-m", "immediate", "-t", "30"], "stop");
             if let Some(pid) = text
                 .lines()
                 .next()
@@ -420,16 +417,11 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
     )
     .unwrap();
     must(
-        as_pg(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                primary_dir.to_str().unwrap(),
-                "-l",
-                sock.join("primary.log").to_str().unwrap(),
-                "-w",
-                "start",
-            ],
+        pg_ctl(
+            &bin,
+            &primary_dir,
+            &["-l", sock.join("primary.log").to_str().unwrap()],
+            "start",
         ),
         "starting the primary",
     );
@@ -699,18 +691,11 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
         sock.display()
     );
     must(
-        as_pg(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                vcopy.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                sock.join("vsnap.log").to_str().unwrap(),
-                "-w",
-                "start",
-            ],
+        pg_ctl(
+            &bin,
+            &vcopy,
+            &["-o", &opts, "-l", sock.join("vsnap.log").to_str().unwrap()],
+            "start",
         ),
         "starting a copy of the VDB snapshot",
     );
@@ -741,17 +726,7 @@ fn pgbench_snapshots_provision_exact_independent_vdbs() {
     lab.ok(&["enable", "pg1"]);
     assert_eq!(staging.sql("SELECT pg_is_in_recovery()"), "t");
     must(
-        as_pg(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                staging_data.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ],
-        ),
+        pg_ctl(&bin, &staging_data, &["-m", "fast"], "stop"),
         "stopping the staging standby behind lunabox's back",
     );
     let (_, st) = lab.json(&["status", "pg1"]);
