@@ -67,7 +67,12 @@ impl World {
     }
 
     fn add_ssh(&self, name: &str, host: usize) -> Value {
-        let o = self.ok(&[
+        let o = self.add_ssh_output(name, host);
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn add_ssh_output(&self, name: &str, host: usize) -> Output {
+        self.ok(&[
             "env",
             "add",
             name,
@@ -78,8 +83,7 @@ impl World {
             "--known-hosts",
             self.net.known_hosts.to_str().unwrap(),
             "--json",
-        ]);
-        serde_json::from_slice(&o.stdout).unwrap()
+        ])
     }
 
     /// Run a Lua chunk with `lunabox eval` on environment `env`; the JSON
@@ -384,10 +388,73 @@ fn an_output_file_growing_past_the_limit_on_the_host_is_stopped_there() {
     ) else {
         return;
     };
-    w.add_ssh("there", 0);
+    let o = w.add_ssh_output("there", 0);
+    assert!(!stderr(&o).contains("SFTP"), "{}", show(&o));
+    output_file_limit_and_read_back(&w);
+}
+
+/// A host whose sshd has no SFTP subsystem: the call files go through
+/// shell commands, and the driver watches the output file itself.
+#[test]
+fn without_sftp_the_output_file_is_read_back_and_limited_all_the_same() {
+    let test = "without_sftp_the_output_file_is_read_back_and_limited_all_the_same";
+    let Some(net) = Net::without_sftp(test, 1) else {
+        return;
+    };
+    let w = World {
+        net,
+        state: tempfile::tempdir().unwrap(),
+    };
+    let o = w.add_ssh_output("there", 0);
+    assert!(
+        stderr(&o).contains("no SFTP subsystem"),
+        "env add should say what the host lacks: {}",
+        show(&o)
+    );
+    output_file_limit_and_read_back(&w);
+    // Same semantics for the rest: exit code, stdout, a binary document.
+    let v = w.eval(
+        "there",
+        r#"local ok, e = pcall(RunBash, { command = 'echo out; exit 7' })
+return { ok = ok, code = e.exitCode, stdout = e.stdout }"#,
+        &[],
+    );
+    assert_eq!(
+        v["value"],
+        json!({"ok": false, "code": 7, "stdout": "out\n"}),
+        "{v:#}"
+    );
+}
+
+/// Files a call made on host `h` still there (every call's files go when
+/// it ends; the connection's directory when the connection does).
+fn leftovers(h: &common::sshhosts::Host) -> String {
+    let t = Instant::now();
+    loop {
+        let o = std::process::Command::new("find")
+            .args([
+                "/tmp",
+                "-maxdepth",
+                "2",
+                "-path",
+                "/tmp/lunabox.*",
+                "-user",
+                &h.user,
+            ])
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&o.stdout).into_owned();
+        if found.trim().is_empty() || t.elapsed() > Duration::from_secs(3) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn output_file_limit_and_read_back(w: &World) {
     let h = &w.net.hosts[0];
     let pids = h.home.join("writer-pids");
-    // Writes forever; without the watcher only the 30 s deadline ends it.
+    // Writes forever; without a watch only the 30 s deadline ends it.
     let chunk = format!(
         "return RunBash {{ command = 'echo $$ >> {p}; while :; do echo 0123456789 >> \"$DLPX_OUTPUT_FILE\"; sleep 0.01; done' }}",
         p = pids.display()
@@ -419,13 +486,18 @@ fn an_output_file_growing_past_the_limit_on_the_host_is_stopped_there() {
         wait_dead(&ps, Duration::from_secs(3)),
         "a writer still runs"
     );
-    // A document within the limit is still read back whole.
+    // A document within the limit is still read back whole, and a fresh
+    // empty file each call (the second call sees nothing of the first).
     let v = w.eval(
         "there",
-        "return RunBash { command = 'printf \"[1,2,3]\" > \"$DLPX_OUTPUT_FILE\"', outputSchema = { type = \"array\" } }",
+        "local a = RunBash { command = 'printf \"[1,2,3]\" > \"$DLPX_OUTPUT_FILE\"', outputSchema = { type = \"array\" } }\n\
+         local b = RunBash { command = 'wc -c < \"$DLPX_OUTPUT_FILE\" | tr -d \" \\n\" > /dev/stderr; printf \"[]\" >> \"$DLPX_OUTPUT_FILE\"', outputSchema = { type = \"array\" } }\n\
+         return { a = a, b = b }",
         &["--max-output-file", "200"],
     );
-    assert_eq!(v["value"], json!([1, 2, 3]), "{v:#}");
+    assert_eq!(v["value"], json!({"a": [1, 2, 3], "b": []}), "{v:#}");
+    let left = leftovers(h);
+    assert!(left.trim().is_empty(), "left on the host: {left}");
 }
 
 #[test]
@@ -455,6 +527,9 @@ return {{ ok = ok, message = tostring(e), second = second }}"#,
             while !marker.exists() && t.elapsed() < Duration::from_secs(30) {
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // Well into the call (lunabox has looked at the output file's
+            // size a few times).
+            std::thread::sleep(Duration::from_millis(700));
             common::sshhosts::drop_connections_of(listener);
         })
     };

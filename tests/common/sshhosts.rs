@@ -181,6 +181,8 @@ pub struct Net {
     root: bool,
     /// `SetEnv PATH=...` for the hosts' sshd.
     path: Option<String>,
+    /// The hosts' sshd offers the SFTP subsystem (Debian's default).
+    sftp: bool,
     pub id: String,
     pub client: String,
     pub hosts: Vec<Host>,
@@ -222,6 +224,15 @@ impl Net {
     /// [`Net::new`] with SSH sessions as root (`root`) and a `PATH` for
     /// every session (`path`, with sshd's `SetEnv`).
     pub fn with(test: &str, n: usize, root: bool, path: Option<&str>) -> Option<Net> {
+        Net::build(test, n, root, path, true)
+    }
+
+    /// [`Net::new`] with hosts whose sshd has no SFTP subsystem.
+    pub fn without_sftp(test: &str, n: usize) -> Option<Net> {
+        Net::build(test, n, false, None, false)
+    }
+
+    fn build(test: &str, n: usize, root: bool, path: Option<&str>, sftp: bool) -> Option<Net> {
         if let Some(why) = unavailable() {
             eprintln!("\n*** SKIPPED {test}: {why} ***\n");
             println!("SKIPPED {test}: {why}");
@@ -240,6 +251,7 @@ impl Net {
         let mut net = Net {
             root,
             path: path.map(str::to_string),
+            sftp,
             id: id.clone(),
             client: client.clone(),
             hosts: Vec::new(),
@@ -351,13 +363,18 @@ impl Net {
                 "Port {PORT}\nListenAddress {ha}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
                  PubkeyAuthentication yes\nPermitUserEnvironment yes\nAllowUsers {user}\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n\
-                 PermitRootLogin prohibit-password\n{}",
+                 PermitRootLogin prohibit-password\n{}{}",
                 hk.display(),
                 hdir.join("sshd.pid").display(),
                 hdir.join("authorized_keys").display(),
                 self.path
                     .as_ref()
                     .map_or(String::new(), |p| format!("SetEnv PATH={p}\n")),
+                if self.sftp {
+                    "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();

@@ -270,6 +270,12 @@ pub fn add_ssh(
     let info = exec
         .probe()
         .map_err(|e| EngineError::Invalid(format!("environment `{name}` was not added: {e}")))?;
+    if !info.sftp {
+        tracing::warn!(
+            "{} offers no SFTP subsystem: each Run call there starts a few more processes to make, watch and read back its output file (add `Subsystem sftp /usr/lib/openssh/sftp-server` to the host's sshd_config, or the path of its sftp-server, to avoid it)",
+            target.label()
+        );
+    }
     if info.user != target.user {
         return Err(EngineError::Invalid(format!(
             "environment `{name}` was not added: the session on {} runs as `{}`, not `{}`",

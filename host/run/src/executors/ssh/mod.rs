@@ -22,18 +22,22 @@
 //! **A call** (see [`script`]): the exec request carries a fixed POSIX sh
 //! driver; the call's variables and script go on the channel's stdin and
 //! are `eval`ed there, so values of any size and content arrive intact and
-//! nothing relies on the server's `AcceptEnv`. The driver makes a private
-//! directory with `mktemp -d` holding the fresh, empty output file
-//! (`$DLPX_OUTPUT_FILE`), runs the interpreter from the user's home with
-//! stdin at `/dev/null`, wrapped in coreutils `timeout -k` set a little past
-//! the hook's deadline (so the command ends even if lunabox dies), and with
-//! a watcher that kills the process group when the SSH session goes away (a
-//! dropped connection leaves nothing running). The call ends when the
-//! channel closes, that is when the command has exited *and* its stdout and
-//! stderr are closed. At the deadline lunabox sends `SIGKILL` on the
-//! channel (the whole process group) and reports [`ExecError::Deadline`].
-//! A second channel then reads back the output file (at most the output
-//! limit plus one byte) and removes the directory.
+//! nothing relies on the server's `AcceptEnv`. The call's files (the fresh,
+//! empty output file `$DLPX_OUTPUT_FILE`, a script file where one is
+//! needed) are `N.*` in the connection's private directory, made once with
+//! the connection by its keeper (see [`callfiles`]), which also kills
+//! every call still running when the connection goes away (a dropped
+//! connection leaves nothing running). The driver runs the interpreter
+//! from the user's home with stdin at `/dev/null`, wrapped in coreutils
+//! `timeout -k` set a little past the hook's deadline (so the command ends
+//! even if lunabox dies). The call ends when the channel closes, that is
+//! when the command has exited *and* its stdout and stderr are closed. At
+//! the deadline lunabox sends `SIGKILL` on the channel (the whole process
+//! group) and reports [`ExecError::Deadline`]. The output file is watched
+//! while it grows and read back (at most the output limit plus one byte)
+//! over the host's SFTP subsystem, one `sftp-server` per connection; a
+//! host without one gets the same from short shell commands. So a call
+//! costs one session and the processes of the command itself.
 //!
 //! **Failures of SSH itself** (unreachable host, refused connection, bad
 //! key, a connection lost during the call) are [`ExecError::Unavailable`]
@@ -46,6 +50,7 @@
 //! planned from a listing of the followed paths made on the host over the
 //! connection.
 
+mod callfiles;
 mod rsync;
 mod script;
 
@@ -54,6 +59,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -70,6 +76,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How far past the hook's deadline the remote `timeout` is set (lunabox's
 /// own kill at the deadline comes first; this is for when lunabox is gone).
 const REMOTE_SLACK: Duration = Duration::from_secs(2);
+
+/// How often a running call's output file size is looked at (over SFTP).
+const OUTPUT_LOOK: Duration = Duration::from_millis(200);
 
 /// How long after the deadline's kill to wait for the channel to close.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -151,6 +160,10 @@ pub struct HostInfo {
     pub home: String,
     /// The user the session runs as (`id -un`).
     pub user: String,
+    /// The host's sshd offers the SFTP subsystem (each call's files are
+    /// handled without starting a process; without it, each call costs a
+    /// few more processes on the host).
+    pub sftp: bool,
 }
 
 /// The tokio runtime every SSH executor runs on (one worker thread).
@@ -242,6 +255,23 @@ impl client::Handler for Client {
 /// One live connection.
 struct Conn {
     handle: Handle<Client>,
+    /// Whom it reaches (for messages).
+    target: Arc<SshTarget>,
+    /// The connection's private directory on the host (made by the keeper).
+    dir: String,
+    /// How the calls' files there are read and removed.
+    files: callfiles::CallFiles,
+    /// The number of the next call (its files are `dir/N.*`).
+    next: AtomicU64,
+    /// The keeper's channel, open as long as the connection.
+    _keeper: russh::Channel<client::Msg>,
+}
+
+impl Conn {
+    /// The file prefix of a new call.
+    fn call_prefix(&self) -> String {
+        format!("{}/{}", self.dir, self.next.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// Carries out Run calls on one host as one user over one reused SSH
@@ -317,6 +347,7 @@ impl SshExecutor {
                 os: lines.next().unwrap_or_default().to_string(),
                 home: lines.next().unwrap_or_default().to_string(),
                 user: lines.next().unwrap_or_default().to_string(),
+                sftp: !conn.files.driver_watches(),
             })
         })
     }
@@ -332,7 +363,7 @@ impl SshExecutor {
             return Ok(c.clone());
         }
         *slot = None;
-        let c = Arc::new(connect(&self.target).await?);
+        let c = Arc::new(connect(self.target.clone()).await?);
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -366,7 +397,8 @@ impl SshExecutor {
     }
 }
 
-async fn connect(t: &SshTarget) -> Result<Conn, ExecError> {
+async fn connect(target: Arc<SshTarget>) -> Result<Conn, ExecError> {
+    let t = &*target;
     let label = t.label();
     let key = russh::keys::load_secret_key(&t.identity, None).map_err(|e| {
         ExecError::Unavailable(format!(
@@ -420,21 +452,49 @@ async fn connect(t: &SshTarget) -> Result<Conn, ExecError> {
     )
     .await;
     match auth {
-        Ok(Ok(r)) if r.success() => Ok(Conn { handle }),
-        Ok(Ok(_)) => Err(ExecError::Unavailable(format!(
-            "SSH to {label}: the server refused the key {} for user `{}` (authentication failed; is its public key in ~{}/.ssh/authorized_keys on the host, and does the user exist?)",
-            t.identity.display(),
-            t.user,
-            t.user
-        ))),
-        Ok(Err(e)) => Err(ExecError::Unavailable(format!(
-            "SSH to {label}: authentication failed: {e}"
-        ))),
-        Err(_) => Err(ExecError::Unavailable(format!(
-            "SSH to {label}: authentication did not finish within {}s",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
+        Ok(Ok(r)) if r.success() => {}
+        Ok(Ok(_)) => {
+            return Err(ExecError::Unavailable(format!(
+                "SSH to {label}: the server refused the key {} for user `{}` (authentication failed; is its public key in ~{}/.ssh/authorized_keys on the host, and does the user exist?)",
+                t.identity.display(),
+                t.user,
+                t.user
+            )));
+        }
+        Ok(Err(e)) => {
+            return Err(ExecError::Unavailable(format!(
+                "SSH to {label}: authentication failed: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(ExecError::Unavailable(format!(
+                "SSH to {label}: authentication did not finish within {}s",
+                CONNECT_TIMEOUT.as_secs()
+            )));
+        }
     }
+    // The keeper and the SFTP subsystem, each on a channel of its own that
+    // lives as long as the connection.
+    let open = || async {
+        handle.channel_open_session().await.map_err(|e| {
+            ExecError::Unavailable(format!(
+                "SSH to {label}: could not open a session channel: {e}"
+            ))
+        })
+    };
+    let (mut keeper, sftp) = (open().await?, open().await?);
+    let (dir, files) = tokio::join!(
+        callfiles::start_keeper(&mut keeper, &label),
+        callfiles::open(sftp)
+    );
+    Ok(Conn {
+        handle,
+        target,
+        dir: dir?,
+        files,
+        next: AtomicU64::new(0),
+        _keeper: keeper,
+    })
 }
 
 fn connect_error(t: &SshTarget, e: &russh::Error, problem: Option<KeyProblem>) -> String {
@@ -473,6 +533,20 @@ async fn simple(
     t: &SshTarget,
     command: &str,
 ) -> Result<(i32, String, String), ExecError> {
+    let (code, out, err) = simple_bytes(conn, t, command).await?;
+    Ok((
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    ))
+}
+
+/// [`simple`] with stdout and stderr as bytes.
+async fn simple_bytes(
+    conn: &Conn,
+    t: &SshTarget,
+    command: &str,
+) -> Result<(i32, Vec<u8>, Vec<u8>), ExecError> {
     let mut ch = conn
         .handle
         .channel_open_session()
@@ -495,11 +569,7 @@ async fn simple(
         }
     }
     let code = code.ok_or_else(|| lost(t, "the channel closed without an exit status"))?;
-    Ok((
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    ))
+    Ok((code, out, err))
 }
 
 fn lost(t: &SshTarget, detail: &str) -> ExecError {
@@ -577,21 +647,26 @@ impl SshExecutor {
         let mut cancelled = false;
         let t = self.target.clone();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()) + REMOTE_SLACK);
+        let (conn, mut ch) = self.channel().await?;
+        let prefix = conn.call_prefix();
+        let watch_here = !conn.files.driver_watches();
         let payload = script::payload(
             call.function,
             call.command.as_deref().unwrap_or_default(),
             &name,
             &call.variables,
             timeout,
-            output_limit,
+            &script::Place {
+                prefix: &prefix,
+                watch_output: (!watch_here).then_some(output_limit),
+            },
         );
-        let (conn, mut ch) = self.channel().await?;
         if let Err(e) = ch.exec(true, script::DRIVER).await {
             self.drop_connection(&conn).await;
             return Err(lost(&t, &e.to_string()));
         }
         let sent = async {
-            ch.data(payload.as_bytes()).await?;
+            ch.data(payload.text.as_bytes()).await?;
             ch.eof().await
         }
         .await;
@@ -599,32 +674,24 @@ impl SshExecutor {
             self.drop_connection(&conn).await;
             return Err(lost(&t, &e.to_string()));
         }
-        // The channel that reads the output file back is opened now, while
-        // the command runs (its shell waits for the directory on stdin), so
-        // that the read-back costs one round trip after the command ends.
-        let early_rb = {
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                let ch = conn.handle.channel_open_session().await.ok()?;
-                ch.exec(true, script::READ_BACK_WAITING).await.ok()?;
-                Some(ch)
-            })
-        };
         let mut pre = script::Preamble::default();
         let (mut out, mut err) = (Capture::default(), Capture::default());
         let mut exit: Option<(i32, Option<i32>)> = None;
         let mut killed_at: Option<Instant> = None;
+        let mut too_large = false;
+        // Over SFTP, the output file's size is looked at every 200 ms once
+        // the call has run that long.
+        let mut next_look = watch_here.then(|| Instant::now() + OUTPUT_LOOK);
         let ended = loop {
             let wait_until = match killed_at {
                 Some(k) => Some(k + KILL_GRACE),
-                // A cancellable call looks at its token every 20 ms.
-                None => match &cancel {
-                    Some(_) => {
-                        let tick = Instant::now() + Duration::from_millis(20);
-                        Some(deadline.map_or(tick, |d| d.min(tick)))
-                    }
-                    None => deadline,
-                },
+                None => {
+                    // A cancellable call looks at its token every 20 ms.
+                    let tick = cancel
+                        .as_ref()
+                        .map(|_| Instant::now() + Duration::from_millis(20));
+                    [deadline, tick, next_look].into_iter().flatten().min()
+                }
             };
             let msg = match wait_until {
                 Some(d) => match tokio::time::timeout_at(d.into(), ch.wait()).await {
@@ -645,11 +712,25 @@ impl SshExecutor {
                         cancelled = true;
                         continue;
                     }
-                    Err(_) if deadline.is_none_or(|d| Instant::now() < d) => continue,
-                    Err(_) => {
+                    Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                         tracing::debug!(host = %t.label(), "deadline passed: killing the remote process group");
                         let _ = ch.signal(Sig::KILL).await;
                         killed_at = Some(Instant::now());
+                        continue;
+                    }
+                    Err(_) => {
+                        if next_look.is_some_and(|l| Instant::now() >= l) {
+                            next_look = Some(Instant::now() + OUTPUT_LOOK);
+                            if callfiles::output_size(&conn, &prefix)
+                                .await
+                                .is_some_and(|n| n > output_limit)
+                            {
+                                tracing::debug!(host = %t.label(), "the output file passed its limit: killing the remote process group");
+                                let _ = ch.signal(Sig::KILL).await;
+                                too_large = true;
+                                next_look = None;
+                            }
+                        }
                         continue;
                     }
                 },
@@ -686,30 +767,26 @@ impl SshExecutor {
                 }
             }
         };
-        let dir = pre.dir.clone();
-        let cleanup = |dir: Option<String>| {
+        let suffixes = payload.suffixes;
+        let cleanup = || {
             let conn = conn.clone();
-            let t = t.clone();
-            async move {
-                if let Some(d) = dir {
-                    let _ = simple(&conn, &t, &script::remove(&d)).await;
-                }
-            }
+            let prefix = prefix.clone();
+            async move { callfiles::remove(&conn, &prefix, suffixes).await }
         };
         if let Some(e) = &pre.error {
-            cleanup(dir).await;
+            cleanup().await;
             return Err(ExecError::Unavailable(format!("on {}: {e}", t.label())));
         }
         let (code, signal) = match ended {
             Ended::Deadline if cancelled => {
-                cleanup(dir).await;
+                cleanup().await;
                 return Err(ExecError::Cancelled {
                     stdout: out.text(),
                     stderr: err.text(),
                 });
             }
             Ended::Deadline => {
-                cleanup(dir).await;
+                cleanup().await;
                 return Err(ExecError::Deadline {
                     stdout: out.text(),
                     stderr: err.text(),
@@ -718,69 +795,21 @@ impl SshExecutor {
             Ended::Exit { code, signal } => (code, signal),
         };
         if !pre.started {
-            cleanup(dir).await;
+            cleanup().await;
             return Err(ExecError::Unavailable(format!(
                 "on {}: the call could not be started (the login shell exited with {code} before running it): {}",
                 t.label(),
                 err.text().trim()
             )));
         }
-        let Some(dir) = dir else {
-            return Err(ExecError::Unavailable(format!(
-                "on {}: the call's output file was not made",
-                t.label()
-            )));
-        };
-        // Read the output file back and remove the call's directory.
-        let early = early_rb.await.ok().flatten();
-        let mut rb = match early {
-            Some(ch) => {
-                let line = format!("{} {dir}\n", output_limit.saturating_add(1));
-                ch.data(line.as_bytes())
-                    .await
-                    .map_err(|e| lost(&t, &e.to_string()))?;
-                ch
-            }
-            None => {
-                let ch = conn
-                    .handle
-                    .channel_open_session()
-                    .await
-                    .map_err(|e| lost(&t, &e.to_string()))?;
-                ch.exec(true, script::read_back(&dir, output_limit))
-                    .await
-                    .map_err(|e| lost(&t, &e.to_string()))?;
-                ch
-            }
-        };
-        let _ = rb.eof().await;
-        let limit = usize::try_from(output_limit.saturating_add(1)).unwrap_or(usize::MAX);
-        let (mut output, mut rb_err, mut rb_code) = (Vec::new(), Vec::new(), None);
-        while let Some(msg) = rb.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    let room = limit.saturating_sub(output.len()).min(data.len());
-                    output.extend_from_slice(&data[..room]);
-                }
-                ChannelMsg::ExtendedData { data, .. } => rb_err.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => rb_code = Some(exit_status),
-                _ => {}
-            }
-        }
-        match rb_code {
-            Some(0) => {}
-            Some(c) => {
-                return Err(ExecError::Unavailable(format!(
-                    "on {}: could not read the output file back (exit {c}): {}",
-                    t.label(),
-                    String::from_utf8_lossy(&rb_err).trim()
-                )));
-            }
-            None => return Err(lost(&t, "reading the output file back")),
-        }
+        // Read the output file back (at most the limit and one byte) and
+        // remove the call's files.
+        let mut output =
+            callfiles::read_back(&conn, &prefix, output_limit.saturating_add(1), suffixes).await?;
         let output_truncated = output.len() as u64 > output_limit;
-        // Killed by the driver's watcher while it wrote the output file.
-        if output_truncated && signal == Some(9) {
+        // Killed (by lunabox or the driver's watcher) while it wrote the
+        // output file.
+        if output_truncated && (too_large || signal == Some(9)) {
             return Err(ExecError::OutputTooLarge {
                 limit: output_limit,
                 stdout: out.text(),
