@@ -7,6 +7,12 @@
 //! a resource's text) or by their command text (inline commands; the
 //! source directory for `RunSync`): the same call always gets the same
 //! answer within one run, as it does from a responses file.
+//!
+//! A planned call that hangs ends the run at once as its deadline would: a
+//! hanging call returns only when the deadline passes, and the hook is then
+//! stopped as a time limit with nothing more to run, so waiting for the
+//! deadline would only leave a core idle. A responses file (replaying a
+//! finding) hangs for real, as it does for `run-hook`.
 
 use std::sync::{Arc, Mutex};
 
@@ -179,9 +185,10 @@ impl FuzzExecutor {
 impl Executor for FuzzExecutor {
     fn execute(&self, call: &RunCall, ctx: &RunContext) -> Result<RawResult, ExecError> {
         let key = CallKey::of(call, ctx);
-        let response = {
+        let (response, fuzzing) = {
             let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-            match &mut *answers {
+            let fuzzing = matches!(*answers, Answers::Fuzz { .. });
+            let response = match &mut *answers {
                 Answers::Fuzz { plan, rng, dict } => match plan.iter_mut().find(|p| p.key == key) {
                     Some(p) => {
                         p.schema = call.output_schema.clone();
@@ -201,7 +208,8 @@ impl Executor for FuzzExecutor {
                     Some(r) => r.clone(),
                     None => return s.execute(call, ctx),
                 },
-            }
+            };
+            (response, fuzzing)
         };
         self.executed
             .lock()
@@ -211,6 +219,13 @@ impl Executor for FuzzExecutor {
                 command: call.command.clone(),
                 response: response.clone(),
             });
+        if fuzzing && response.hang {
+            // What the hang answers once the deadline comes (see above).
+            return Err(ExecError::Deadline {
+                stdout: String::new(),
+                stderr: String::new(),
+            });
+        }
         response.answer(ctx)
     }
 }

@@ -46,7 +46,7 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lunabox_run::executors::scripted::{Response, ScriptedExecutor};
@@ -263,12 +263,17 @@ pub fn percent(part: usize, whole: usize) -> f64 {
     (part as f64 * 1000.0 / whole as f64).round() / 10.0
 }
 
-/// One hook being fuzzed.
+/// One hook being fuzzed: what its runs read (shared with the threads).
 struct Target {
     hook: HookId,
     name: String,
     chunk: String,
     shapes: Shapes,
+}
+
+/// What the runs of one hook have taught so far (the main thread's).
+#[derive(Default)]
+struct Learned {
     corpus: Vec<Input>,
     features: HashSet<u64>,
     coverage: HookCoverage,
@@ -292,7 +297,18 @@ pub fn hooks_of(toolkit: &Toolkit) -> Vec<HookId> {
         .collect()
 }
 
+/// Inputs for every hook, made in order from one generator.
+type Batch = Arc<Vec<(usize, Input)>>;
+
+/// Inputs made for each hook in a batch.
+const PER_TARGET: usize = 16;
+
 /// Fuzz `toolkit` with `options`, calling `progress` about once a second.
+///
+/// The threads run one batch while this thread makes the next one and then
+/// takes the running batch's results in order, so the cores stay busy: the
+/// batch made while batch N runs is made from what batches before N taught
+/// (a fixed lag of one batch, whatever the threads' timing).
 pub fn fuzz(
     runtime: &Runtime,
     toolkit: &Toolkit,
@@ -312,7 +328,7 @@ pub fn fuzz(
             toolkit.name().unwrap_or("?").to_string(),
         ));
     }
-    let mut targets: Vec<Target> = hooks
+    let targets: Vec<Target> = hooks
         .iter()
         .filter_map(|h| {
             let spec = catalog::spec_of(h)?;
@@ -321,13 +337,10 @@ pub fn fuzz(
                 name: h.to_string(),
                 chunk: toolkit.chunk_name(h),
                 shapes: Shapes::new(toolkit, spec, h, options.context.clone()),
-                corpus: Vec::new(),
-                features: HashSet::new(),
-                coverage: HookCoverage::default(),
-                started: false,
             })
         })
         .collect();
+    let mut learned: Vec<Learned> = targets.iter().map(|_| Learned::default()).collect();
 
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -336,109 +349,165 @@ pub fn fuzz(
     let mut written: BTreeMap<(String, Kind), usize> = BTreeMap::new();
     let mut last_progress = Instant::now();
     let threads = options.threads.max(1);
-    let per_target = 16usize;
+    let mut made: u64 = 0;
 
-    loop {
-        let left = options.runs.map(|r| r.saturating_sub(report.runs));
-        if left == Some(0) || options.time.is_some_and(|t| started.elapsed() >= t) {
-            break;
-        }
-        // A batch: inputs for every hook, made in order from one generator.
-        let mut batch: Vec<(usize, Input)> = Vec::new();
-        for (ti, t) in targets.iter_mut().enumerate() {
-            for _ in 0..per_target {
-                let seed = rng.random();
-                let input = if !t.started {
-                    t.started = true;
-                    t.shapes.first(seed, &mut rng)
-                } else if t.corpus.is_empty() || rng.random_bool(0.1) {
-                    t.shapes.fresh(seed, &mut rng)
-                } else {
-                    let i = rng.random_range(0..t.corpus.len());
-                    t.shapes.mutate(&t.corpus[i], &mut rng)
-                };
-                batch.push((ti, input));
-            }
-        }
-        if let Some(left) = left {
-            batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));
-        }
-        let results = run_batch(runtime, toolkit, &targets, &batch, options, threads);
-        report.runs += batch.len() as u64;
-
-        for ((ti, mut input), result) in batch.into_iter().zip(results) {
-            let t = &mut targets[ti];
-            let Some(outcome) = result.outcome else {
-                report.rejected += 1;
-                continue;
+    std::thread::scope(|scope| -> Result<(), FuzzError> {
+        let mut pool = Pool::start(scope, threads, runtime, toolkit, &targets, options);
+        let mut running: Option<Batch> = None;
+        loop {
+            // The next batch, made before the running one's results are in.
+            let left = options.runs.map(|r| r.saturating_sub(made));
+            let out_of_time = options.time.is_some_and(|t| started.elapsed() >= t);
+            let next = if left == Some(0) || out_of_time {
+                None
+            } else {
+                let mut batch = make_batch(&targets, &mut learned, &mut rng);
+                if let Some(left) = left {
+                    batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                made += batch.len() as u64;
+                let batch: Batch = Arc::new(batch);
+                pool.submit(&batch);
+                Some(batch)
             };
-            input.plan = result.plan;
-            let verdict = classify::classify(
-                &outcome,
-                &result.executed,
-                &input.canaries,
-                &t.chunk,
-                options.coverage,
-            );
-            if verdict.expected.is_some() {
-                report.expected_faults += 1;
-            }
-            // Guidance: lines and outcomes not seen before keep the input.
-            let mut novel = false;
-            if let Some(c) = &outcome.coverage {
-                if t.coverage.lines.is_empty() {
-                    t.coverage.lines.extend(c.lines.iter().copied());
+            if let Some(batch) = running.take() {
+                report.runs += batch.len() as u64;
+                for (ti, input) in batch.iter() {
+                    let result = pool.next_result();
+                    take(
+                        runtime,
+                        toolkit,
+                        &targets[*ti],
+                        &mut learned[*ti],
+                        input.clone(),
+                        result,
+                        options,
+                        &mut rng,
+                        &mut report,
+                        &mut seen,
+                        &mut written,
+                    )?;
                 }
-                for line in &c.ran {
-                    novel |= t.coverage.covered.insert(*line);
-                    novel |= t.features.insert(u64::from(*line));
-                }
-                let shape = (u64::from(c.last_line) << 20)
-                    | (outcome_class(&outcome.result) << 8)
-                    | outcome.transcript.len().min(255) as u64;
-                novel |= t.features.insert(shape | (1 << 60));
-            }
-            for b in &verdict.bugs {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                std::hash::Hash::hash(&b.signature(), &mut h);
-                novel |= t.features.insert(std::hash::Hasher::finish(&h) | (1 << 61));
-            }
-            if novel {
-                if t.corpus.len() >= 256 {
-                    let i = rng.random_range(0..t.corpus.len());
-                    t.corpus[i] = input.clone();
-                } else {
-                    t.corpus.push(input.clone());
+                if last_progress.elapsed() >= Duration::from_secs(1) {
+                    last_progress = Instant::now();
+                    progress(&snapshot(&report, &learned, started));
                 }
             }
-            for bug in verdict.bugs {
-                let key = (t.name.clone(), bug.kind, bug.location.clone());
-                if let Some(&i) = seen.get(&key) {
-                    report.findings[i].hits += 1;
-                    continue;
-                }
-                let finding = record(runtime, toolkit, t, &input, &bug, options, &mut written)?;
-                seen.insert(key, report.findings.len());
-                report.findings.push(finding);
+            running = next;
+            if running.is_none() {
+                return Ok(());
             }
         }
-        if last_progress.elapsed() >= Duration::from_secs(1) {
-            last_progress = Instant::now();
-            progress(&snapshot(&report, &targets, started));
-        }
-    }
+    })?;
     let elapsed = started.elapsed().as_secs_f64();
     report.runs_per_second = if elapsed > 0.0 {
         report.runs as f64 / elapsed
     } else {
         0.0
     };
-    progress(&snapshot(&report, &targets, started));
-    for t in targets {
-        report.chunks.insert(t.name.clone(), t.chunk.clone());
-        report.coverage.insert(t.name, t.coverage);
+    progress(&snapshot(&report, &learned, started));
+    for (t, l) in targets.into_iter().zip(learned) {
+        report.chunks.insert(t.name.clone(), t.chunk);
+        report.coverage.insert(t.name, l.coverage);
     }
     Ok(report)
+}
+
+/// A batch: `PER_TARGET` inputs for every hook, in hook order.
+fn make_batch(
+    targets: &[Target],
+    learned: &mut [Learned],
+    rng: &mut StdRng,
+) -> Vec<(usize, Input)> {
+    let mut batch = Vec::with_capacity(targets.len() * PER_TARGET);
+    for (ti, (t, l)) in targets.iter().zip(learned.iter_mut()).enumerate() {
+        for _ in 0..PER_TARGET {
+            let seed = rng.random();
+            let input = if !l.started {
+                l.started = true;
+                t.shapes.first(seed, rng)
+            } else if l.corpus.is_empty() || rng.random_bool(0.1) {
+                t.shapes.fresh(seed, rng)
+            } else {
+                let i = rng.random_range(0..l.corpus.len());
+                t.shapes.mutate(&l.corpus[i], rng)
+            };
+            batch.push((ti, input));
+        }
+    }
+    batch
+}
+
+/// Take one run's result: classify it, keep its input if it was novel,
+/// and record a new bug.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    runtime: &Runtime,
+    toolkit: &Toolkit,
+    t: &Target,
+    l: &mut Learned,
+    mut input: Input,
+    result: RunResult,
+    options: &Options,
+    rng: &mut StdRng,
+    report: &mut Report,
+    seen: &mut BTreeMap<(String, Kind, String), usize>,
+    written: &mut BTreeMap<(String, Kind), usize>,
+) -> Result<(), FuzzError> {
+    let Some(outcome) = result.outcome else {
+        report.rejected += 1;
+        return Ok(());
+    };
+    input.plan = result.plan;
+    let verdict = classify::classify(
+        &outcome,
+        &result.executed,
+        &input.canaries,
+        &t.chunk,
+        options.coverage,
+    );
+    if verdict.expected.is_some() {
+        report.expected_faults += 1;
+    }
+    // Guidance: lines and outcomes not seen before keep the input.
+    let mut novel = false;
+    if let Some(c) = &outcome.coverage {
+        if l.coverage.lines.is_empty() {
+            l.coverage.lines.extend(c.lines.iter().copied());
+        }
+        for line in &c.ran {
+            novel |= l.coverage.covered.insert(*line);
+            novel |= l.features.insert(u64::from(*line));
+        }
+        let shape = (u64::from(c.last_line) << 20)
+            | (outcome_class(&outcome.result) << 8)
+            | outcome.transcript.len().min(255) as u64;
+        novel |= l.features.insert(shape | (1 << 60));
+    }
+    for b in &verdict.bugs {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&b.signature(), &mut h);
+        novel |= l.features.insert(std::hash::Hasher::finish(&h) | (1 << 61));
+    }
+    for bug in &verdict.bugs {
+        let key = (t.name.clone(), bug.kind, bug.location.clone());
+        if let Some(&i) = seen.get(&key) {
+            report.findings[i].hits += 1;
+            continue;
+        }
+        let finding = record(runtime, toolkit, t, &input, bug, options, written)?;
+        seen.insert(key, report.findings.len());
+        report.findings.push(finding);
+    }
+    if novel {
+        if l.corpus.len() >= 256 {
+            let i = rng.random_range(0..l.corpus.len());
+            l.corpus[i] = input;
+        } else {
+            l.corpus.push(input);
+        }
+    }
+    Ok(())
 }
 
 /// A small number for each way a hook can end.
@@ -455,7 +524,7 @@ fn outcome_class(o: &lunabox_sandbox::Outcome) -> u64 {
     }
 }
 
-fn snapshot(report: &Report, targets: &[Target], started: Instant) -> Progress {
+fn snapshot(report: &Report, learned: &[Learned], started: Instant) -> Progress {
     let elapsed = started.elapsed().as_secs_f64();
     Progress {
         runs: report.runs,
@@ -466,52 +535,120 @@ fn snapshot(report: &Report, targets: &[Target], started: Instant) -> Progress {
         },
         findings: report.findings.len(),
         expected_faults: report.expected_faults,
-        covered: targets.iter().map(|t| t.coverage.covered.len()).sum(),
-        lines: targets.iter().map(|t| t.coverage.lines.len()).sum(),
+        covered: learned.iter().map(|l| l.coverage.covered.len()).sum(),
+        lines: learned.iter().map(|l| l.coverage.lines.len()).sum(),
         elapsed,
     }
 }
 
-/// Run a batch on `threads` threads; the results in the batch's order.
-fn run_batch(
-    runtime: &Runtime,
-    toolkit: &Toolkit,
-    targets: &[Target],
-    batch: &[(usize, Input)],
-    options: &Options,
-    threads: usize,
-) -> Vec<RunResult> {
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<RunResult>> = (0..batch.len()).map(|_| None).collect();
-    let chunks: Vec<Vec<(usize, RunResult)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(batch.len()).max(1))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((ti, input)) = batch.get(i) else {
-                            break;
-                        };
-                        let t = &targets[*ti];
-                        done.push((i, run_fuzz(runtime, toolkit, t, input, options)));
+/// One input to run: its place in the order inputs were made, and where it is.
+struct Job {
+    seq: u64,
+    batch: Batch,
+    index: usize,
+}
+
+/// The threads running hooks. Inputs are run in the order submitted; their
+/// results are handed back in that order, whichever thread ran them.
+struct Pool {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    /// Set when fuzzing stops early (an error): queued inputs are not run.
+    stop: Arc<AtomicBool>,
+    results: std::sync::mpsc::Receiver<(u64, std::thread::Result<RunResult>)>,
+    /// Results that came before the one wanted next.
+    early: BTreeMap<u64, std::thread::Result<RunResult>>,
+    submitted: u64,
+    taken: u64,
+}
+
+impl Pool {
+    fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        threads: usize,
+        runtime: &'env Runtime,
+        toolkit: &'env Toolkit,
+        targets: &'env [Target],
+        options: &'env Options,
+    ) -> Pool {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (done, results) = std::sync::mpsc::channel();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..threads {
+            let queue = queue.clone();
+            let done = done.clone();
+            let stop = stop.clone();
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take one job.
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = job else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        break;
                     }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a fuzzing thread panicked"))
-            .collect()
-    });
-    for (i, r) in chunks.into_iter().flatten() {
-        slots[i] = Some(r);
+                    let (ti, input) = &job.batch[job.index];
+                    let t = &targets[*ti];
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_fuzz(runtime, toolkit, t, input, options)
+                    }));
+                    if done.send((job.seq, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Pool {
+            jobs: Some(jobs),
+            stop,
+            results,
+            early: BTreeMap::new(),
+            submitted: 0,
+            taken: 0,
+        }
     }
-    slots
-        .into_iter()
-        .map(|s| s.expect("every input ran"))
-        .collect()
+
+    /// Queue every input of `batch`.
+    fn submit(&mut self, batch: &Batch) {
+        let jobs = self.jobs.as_ref().expect("the pool is open");
+        for index in 0..batch.len() {
+            let job = Job {
+                seq: self.submitted,
+                batch: batch.clone(),
+                index,
+            };
+            self.submitted += 1;
+            jobs.send(job).expect("the fuzzing threads are running");
+        }
+    }
+
+    /// The result of the next input submitted, waiting for it.
+    fn next_result(&mut self) -> RunResult {
+        let want = self.taken;
+        assert!(want < self.submitted, "no input is waiting for a result");
+        self.taken += 1;
+        let r = loop {
+            if let Some(r) = self.early.remove(&want) {
+                break r;
+            }
+            let (seq, r) = self.results.recv().expect("a fuzzing thread ended early");
+            if seq == want {
+                break r;
+            }
+            self.early.insert(seq, r);
+        };
+        r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // The threads end once the queue is closed and empty, or at once
+        // when results are no longer taken.
+        if self.taken < self.submitted {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.jobs = None;
+    }
 }
 
 fn limits_for(input: &Input, options: &Options) -> Limits {
