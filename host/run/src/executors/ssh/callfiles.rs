@@ -115,11 +115,10 @@ pub(super) async fn start_keeper(
 }
 
 /// Open the SFTP subsystem on `ch`, or `Shell` when the host has none.
-pub(super) async fn open(ch: russh::Channel<Msg>) -> CallFiles {
+pub(super) async fn open(mut ch: russh::Channel<Msg>) -> CallFiles {
     if ch.request_subsystem(true, "sftp").await.is_err() {
         return CallFiles::Shell;
     }
-    let mut ch = ch;
     let answer = tokio::time::timeout(super::CONNECT_TIMEOUT, async {
         loop {
             match ch.wait().await {
@@ -175,7 +174,7 @@ pub(super) async fn read_back(
             })
         }
         CallFiles::Shell => {
-            let (code, out, err) = simple_bytes(conn, t, &script::read_back(prefix, limit)).await?;
+            let (code, out, err) = simple_bytes(conn, &script::read_back(prefix, limit)).await?;
             if code != 0 {
                 return Err(ExecError::Unavailable(format!(
                     "on {}: could not read the output file back (exit {code}): {}",
@@ -213,7 +212,7 @@ pub(super) async fn remove(conn: &Conn, prefix: &str, suffixes: &'static [&'stat
             }
         }
         CallFiles::Shell => {
-            let _ = simple(conn, &conn.target, &script::remove(prefix)).await;
+            let _ = simple(conn, &script::remove(prefix)).await;
         }
     }
 }

@@ -329,12 +329,8 @@ impl SshExecutor {
         let this = self.clone();
         block(async move {
             let conn = this.connection(false).await?;
-            let (code, out, err) = simple(
-                &conn,
-                &this.target,
-                "uname -s; printf '%s\\n' \"$HOME\"; id -un",
-            )
-            .await?;
+            let (code, out, err) =
+                simple(&conn, "uname -s; printf '%s\\n' \"$HOME\"; id -un").await?;
             if code != 0 {
                 return Err(ExecError::Unavailable(format!(
                     "{}: the login shell could not run `uname -s` (exit {code}): {}",
@@ -528,12 +524,8 @@ fn connect_error(t: &SshTarget, e: &russh::Error, problem: Option<KeyProblem>) -
 }
 
 /// Run a short fixed command on a new channel; exit code, stdout, stderr.
-async fn simple(
-    conn: &Conn,
-    t: &SshTarget,
-    command: &str,
-) -> Result<(i32, String, String), ExecError> {
-    let (code, out, err) = simple_bytes(conn, t, command).await?;
+async fn simple(conn: &Conn, command: &str) -> Result<(i32, String, String), ExecError> {
+    let (code, out, err) = simple_bytes(conn, command).await?;
     Ok((
         code,
         String::from_utf8_lossy(&out).into_owned(),
@@ -542,11 +534,8 @@ async fn simple(
 }
 
 /// [`simple`] with stdout and stderr as bytes.
-async fn simple_bytes(
-    conn: &Conn,
-    t: &SshTarget,
-    command: &str,
-) -> Result<(i32, Vec<u8>, Vec<u8>), ExecError> {
+async fn simple_bytes(conn: &Conn, command: &str) -> Result<(i32, Vec<u8>, Vec<u8>), ExecError> {
+    let t = &*conn.target;
     let mut ch = conn
         .handle
         .channel_open_session()
@@ -851,7 +840,7 @@ impl SshExecutor {
             ));
         }
         let (conn, _) = (self.connection(false).await?, ());
-        let (code, out, err) = simple(&conn, &self.target, &cmd).await?;
+        let (code, out, err) = simple(&conn, &cmd).await?;
         if code != 0 {
             return Err(ExecError::Unavailable(format!(
                 "RunSync on {}: the source directory `{source}` cannot be entered: {}",
