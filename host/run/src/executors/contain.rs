@@ -323,3 +323,23 @@ pub(crate) unsafe fn unblock_all_signals() {
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
 }
+
+/// Set up `cmd` as a Run call's child: stdin at `/dev/null`, stdout and
+/// stderr piped, a process group of its own (so the whole group can be
+/// killed), and an empty signal mask when it starts.
+pub(crate) fn own_group_piped(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: runs in the forked child before exec, and makes only
+    // async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            unblock_all_signals();
+            Ok(())
+        });
+    }
+}

@@ -53,7 +53,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -399,19 +399,8 @@ impl LocalExecutor {
             .env("LOGNAME", &a.name)
             .env("SHELL", &a.shell)
             .env("LANG", "C.UTF-8")
-            .envs(&call.variables)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: runs in the forked child before exec, and makes only
-        // async-signal-safe calls.
-        unsafe {
-            cmd.pre_exec(|| {
-                super::contain::unblock_all_signals();
-                Ok(())
-            });
-        }
+            .envs(&call.variables);
+        super::contain::own_group_piped(&mut cmd);
         match &run_as.switch_groups {
             None => {
                 cmd.current_dir(&a.home);
@@ -1355,7 +1344,8 @@ mod tests {
                 Box::new(|| {
                     let mut c =
                         exec.command(&bash, &["-c".into(), "true".into()], &call, &run_as, None);
-                    c.stdout(Stdio::null()).stderr(Stdio::null());
+                    c.stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null());
                     assert!(c.status().unwrap().success());
                 }),
             ),

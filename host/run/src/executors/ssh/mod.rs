@@ -58,7 +58,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -911,19 +911,8 @@ impl SshExecutor {
                     .env("PATH", super::local::DEFAULT_PATH)
                     .env("HOME", &client.account.home)
                     .env("LANG", "C.UTF-8")
-                    .current_dir(&client.account.home)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .process_group(0);
-                // SAFETY: runs in the forked child before exec, and makes
-                // only async-signal-safe calls.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        super::contain::unblock_all_signals();
-                        Ok(())
-                    });
-                }
+                    .current_dir(&client.account.home);
+                super::contain::own_group_piped(&mut cmd);
                 match rsync::Bridge::start(self, timeout) {
                     Ok(b) => {
                         // SAFETY: the closure makes only async-signal-safe
