@@ -385,16 +385,12 @@ impl Runtime {
         started: Instant,
     ) -> Result<HookOutcome, String> {
         let flavor = self.flavor(request.limits.fuel.is_some())?;
-        let scratch = self
-            .scratch
-            .take()
-            .map_err(|e| format!("cannot make the hook's scratch directory: {e}"))?;
+        // No preopens: the scratch directory is given when the guest first
+        // asks for its directories (scratch_quota).
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .preopened_dir(scratch.path(), "/", wasmtime_wasi::FsPerms::ReadWrite)
-            .map_err(|e| format!("cannot open the hook's scratch directory: {e}"))?;
+            .allow_ip_name_lookup(false);
         let limits = request.limits.clone();
         // The deadline runs from admission (waiting for a slot is bounded by
         // the tenant's max_wait instead). A timeout too large to add to now
@@ -418,7 +414,10 @@ impl Runtime {
             transcript: Vec::new(),
             transcript_bytes: 0,
             last_failed_call: None,
-            scratch: scratch_quota::ScratchMeter::new(scratch.path(), limits.max_scratch_bytes),
+            scratch: scratch_quota::HookScratch::new(
+                self.scratch.source(),
+                limits.max_scratch_bytes,
+            ),
             cancel: cancel.clone(),
             tenant: tenant.clone(),
             inline_calls: inline,
@@ -513,13 +512,14 @@ impl Runtime {
             Err(trap) => outcome::from_trap(&trap, chunk, &limits),
         };
         // The WASI context and the hook's open descriptors close here, before
-        // the scratch directory goes back to the pool.
+        // the scratch directory (if it took one) goes back to the pool.
         let state::HookState {
             memory,
             log,
             transcript,
             throttled,
             coverage,
+            scratch,
             ..
         } = store.into_data();
         drop(scratch);

@@ -1,9 +1,11 @@
-//! Scratch directories: each hook gets its own empty directory, which is the
-//! only filesystem it can see (preopened as `/`). A background thread makes
-//! them ahead of time and deals with used ones, so neither a mkdir nor a
-//! removal is on a hook's path.
+//! Scratch directories: each hook that uses files gets its own empty
+//! directory, which is the only filesystem it can see (its `/`; given on the
+//! hook's first file operation, see [`crate::scratch_quota`]). A background
+//! thread makes them ahead of time and deals with used ones, so neither a
+//! mkdir nor a removal is on a hook's path.
 //!
-//! Most hooks never touch their directory. One that was left exactly as it
+//! Most hooks never touch a file, and take no directory. Of those that do,
+//! one that was left exactly as it
 //! was made (checked as the hook gives it back) (same inode, no entries, link count and access, modification
 //! and change times all unchanged) is handed out again instead of being
 //! removed and remade: on a disk filesystem a mkdir and an rmdir cost more
@@ -40,6 +42,8 @@ struct Shared {
     /// Held locked (flock) while the pool lives; see [`sweep_abandoned`].
     _owner: std::fs::File,
     counter: AtomicU64,
+    #[cfg(test)]
+    taken: AtomicU64,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -89,19 +93,26 @@ pub struct ScratchPool {
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Where hooks take directories from: a handle on a pool that a hook's
+/// store can own.
+#[derive(Clone)]
+pub struct ScratchSource {
+    shared: Arc<Shared>,
+}
+
 /// One hook's scratch directory; handed back to the pool on drop.
-pub struct Scratch<'a> {
-    pool: &'a ScratchPool,
+pub struct Scratch {
+    shared: Arc<Shared>,
     dir: Fresh,
 }
 
-impl Scratch<'_> {
+impl Scratch {
     pub fn path(&self) -> &Path {
         &self.dir.path
     }
 }
 
-impl Drop for Scratch<'_> {
+impl Drop for Scratch {
     fn drop(&mut self) {
         let dir = Fresh {
             path: std::mem::take(&mut self.dir.path),
@@ -111,7 +122,7 @@ impl Drop for Scratch<'_> {
         // than the mkdir a hook would need when a fast stream of hooks has
         // drained the ready list before the worker ran.
         let pristine = is_pristine(&dir);
-        let shared = &self.pool.shared;
+        let shared = &self.shared;
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if pristine {
             st.ready.push(dir);
@@ -288,6 +299,8 @@ impl ScratchPool {
             parent,
             _owner: owner,
             counter: AtomicU64::new(0),
+            #[cfg(test)]
+            taken: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
@@ -301,9 +314,33 @@ impl ScratchPool {
         })
     }
 
+    /// A handle to take directories with.
+    pub fn source(&self) -> ScratchSource {
+        ScratchSource {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Take an empty directory no hook has changed (made now if none is
     /// ready).
-    pub fn take(&self) -> std::io::Result<Scratch<'_>> {
+    #[cfg(test)]
+    pub fn take(&self) -> std::io::Result<Scratch> {
+        self.source().take()
+    }
+
+    /// How many directories hooks have taken so far.
+    #[cfg(test)]
+    pub fn taken(&self) -> u64 {
+        self.shared.taken.load(Ordering::Relaxed)
+    }
+}
+
+impl ScratchSource {
+    /// Take an empty directory no hook has changed (made now if none is
+    /// ready).
+    pub fn take(&self) -> std::io::Result<Scratch> {
+        #[cfg(test)]
+        self.shared.taken.fetch_add(1, Ordering::Relaxed);
         let ready = {
             let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             let d = st.ready.pop();
@@ -316,7 +353,10 @@ impl ScratchPool {
             Some(d) => d,
             None => self.shared.make()?,
         };
-        Ok(Scratch { pool: self, dir })
+        Ok(Scratch {
+            shared: self.shared.clone(),
+            dir,
+        })
     }
 }
 

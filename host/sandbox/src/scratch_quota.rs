@@ -1,5 +1,14 @@
-//! Scratch space: how much a hook may keep in its scratch directory.
+//! A hook's scratch directory as the guest sees it: given on demand, and
+//! metered.
 //!
+//! **On demand.** The WASI context has no preopens. The guest asks for its
+//! directories (`wasi:filesystem/preopens.get-directories`) on its first
+//! file operation, and only then does [`HookScratch`] take a directory from
+//! the pool and hand it out as `/`. A hook that touches no file (most of
+//! them) costs the host no open, no check and no directory; one that does
+//! gets an empty directory of its own, as before.
+//!
+//! **Metered.**
 //! wasmtime-wasi writes a hook's files with no limit of its own, so a hook
 //! could fill the host's disk at whatever speed the disk takes. This module
 //! meters the filesystem imports through which the guest makes or grows
@@ -25,11 +34,13 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
-use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
+use wasmtime_wasi::filesystem::{Descriptor, Dir, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{self as fs_types, ErrorCode, HostDescriptor};
 use wasmtime_wasi::p2::{DynOutputStream, FsResult, OutputStream, Pollable, StreamError};
+use wasmtime_wasi::{FsPerms, OpenMode};
 
 use super::limits::{LimitHit, LimitKind};
+use super::scratch::{Scratch, ScratchSource};
 use super::state::HookState;
 
 /// What each file or directory costs besides its data: an inode and a
@@ -39,6 +50,9 @@ pub const ENTRY_BYTES: u64 = 4096;
 
 /// The WASI interface (and version) whose functions are metered.
 pub const INTERFACE: &str = "wasi:filesystem/types@0.2.12";
+/// The WASI interface (and version) through which the guest asks for its
+/// directories, and its one function.
+pub const PREOPENS: (&str, &str) = ("wasi:filesystem/preopens@0.2.12", "get-directories");
 /// Functions of [`INTERFACE`] that can make files or grow them: metered.
 pub const METERED: &[&str] = &[
     "[method]descriptor.open-at",
@@ -58,6 +72,79 @@ pub const UNMETERED: &[&str] = &[
     "[method]descriptor.unlink-file-at",
     "filesystem-error-code",
 ];
+
+/// One hook's scratch directory, taken from the pool when the guest first
+/// asks for its directories, and returned to it when the hook's store is
+/// dropped.
+pub struct HookScratch {
+    source: ScratchSource,
+    cap: u64,
+    taken: Option<Taken>,
+}
+
+/// A directory given to a hook. (Fields drop in order: the descriptor is
+/// closed before the directory goes back to the pool.)
+struct Taken {
+    dir: Dir,
+    meter: Arc<ScratchMeter>,
+    _lease: Scratch,
+}
+
+impl HookScratch {
+    /// A hook's scratch, from `source`, holding at most `cap` bytes; no
+    /// directory is taken yet.
+    pub fn new(source: ScratchSource, cap: u64) -> HookScratch {
+        HookScratch {
+            source,
+            cap,
+            taken: None,
+        }
+    }
+
+    /// The hook's directory, taken now if it has none.
+    fn dir(&mut self) -> std::io::Result<Dir> {
+        if let Some(t) = &self.taken {
+            return Ok(t.dir.clone());
+        }
+        let lease = self.source.take()?;
+        // As wasmtime-wasi opens a preopened directory (O_PATH: the handle
+        // only names the directory; every operation goes through it).
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+                .open(lease.path())?
+        };
+        let dir = Dir::new(
+            file,
+            FsPerms::ReadWrite,
+            OpenMode::READ | OpenMode::WRITE,
+            false,
+        );
+        let meter = ScratchMeter::new(lease.path(), self.cap);
+        self.taken = Some(Taken {
+            dir: dir.clone(),
+            meter,
+            _lease: lease,
+        });
+        Ok(dir)
+    }
+
+    /// The meter of the directory, once one is taken.
+    fn meter(&self) -> Option<&Arc<ScratchMeter>> {
+        self.taken.as_ref().map(|t| &t.meter)
+    }
+
+    /// Count `bytes` more (nothing to count before a directory is taken:
+    /// without one the guest has no descriptor to write through).
+    fn charge(&self, bytes: u64) -> Result<(), LimitHit> {
+        match self.meter() {
+            Some(m) => m.charge(bytes),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The space accounting of one hook's scratch directory, shared by the
 /// hook's state and every file stream it opens.
@@ -206,18 +293,32 @@ fn meter_stream(
         Ok(s) => s,
         Err(code) => return Ok((Err(code),)),
     };
+    let meter = state
+        .scratch
+        .meter()
+        .ok_or_else(|| wasmtime::Error::msg("a file stream without a scratch directory"))?
+        .clone();
     let inner = state.table.delete(stream)?;
-    let metered: DynOutputStream = Box::new(MeteredStream {
-        inner,
-        meter: state.scratch.clone(),
-    });
+    let metered: DynOutputStream = Box::new(MeteredStream { inner, meter });
     Ok((Ok(state.table.push(metered)?),))
 }
 
-/// Shadow the [`METERED`] functions of wasmtime-wasi (already in `linker`)
-/// with metered ones.
+/// Shadow wasmtime-wasi's (already in `linker`) `get-directories` with one
+/// that gives the hook its scratch directory on demand, and the [`METERED`]
+/// functions with metered ones.
 pub fn add_to_linker(linker: &mut Linker<HookState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
+    linker.instance(PREOPENS.0)?.func_wrap(
+        PREOPENS.1,
+        |mut store: StoreContextMut<'_, HookState>, (): ()| {
+            let state = store.data_mut();
+            let dir = state.scratch.dir().map_err(|e| {
+                wasmtime::Error::msg(format!("cannot give the hook its scratch directory: {e}"))
+            })?;
+            let fd = state.table.push(Descriptor::Dir(dir))?;
+            Ok((vec![(fd, "/".to_string())],))
+        },
+    )?;
     let mut types = linker.instance(INTERFACE)?;
     types.func_wrap_async(
         METERED[0],
@@ -322,6 +423,41 @@ mod tests {
         for f in METERED {
             assert!(seen.iter().any(|s| s == f), "{f} is no longer imported");
         }
+    }
+
+    #[test]
+    fn only_a_hook_that_uses_files_takes_a_directory_and_each_gets_an_empty_one() {
+        let rt = crate::Runtime::new(crate::RuntimeConfig {
+            max_concurrent_hooks: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let run = |script: &str| rt.run_hook(crate::HookRequest::new(script, "t.lua")).result;
+        // No file operation: no directory, and nothing to open or check.
+        for _ in 0..5 {
+            assert!(run("return 1 + 1").is_ok());
+        }
+        assert_eq!(
+            rt.scratch.taken(),
+            0,
+            "a hook without files took a directory"
+        );
+        // The first file operation gives the hook its directory, empty; what
+        // it wrote is not seen by the next hook.
+        let write = "local f = assert(io.open('/a.txt', 'w')); f:write('x'); f:close(); \
+                     return io.open('/a.txt'):read('a')";
+        for _ in 0..3 {
+            assert_eq!(
+                run(&format!(
+                    "assert(io.open('/a.txt') == nil, 'left by another hook') {write}"
+                )),
+                crate::Outcome::Value(serde_json::json!("x"))
+            );
+        }
+        assert_eq!(rt.scratch.taken(), 3);
+        // Several file operations in one hook: one directory.
+        assert!(run("io.open('/b', 'w'):close(); io.open('/c', 'w'):close(); return 0").is_ok());
+        assert_eq!(rt.scratch.taken(), 4);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The per-hook store data: WASI context (scratch directory only), the
+//! The per-hook store data: WASI context (no preopens: the scratch directory
+//! is given on demand), the
 //! memory limiter, and the host side of the WIT imports (Run calls,
 //! resources, log), with their limits.
 
@@ -35,8 +36,9 @@ pub struct HookState {
     pub transcript_bytes: u64,
     /// The last Run call that exited non-zero (for the fault).
     pub last_failed_call: Option<RunFault>,
-    /// Space accounting of the hook's scratch directory.
-    pub scratch: Arc<super::scratch_quota::ScratchMeter>,
+    /// The hook's scratch directory (taken on its first file operation) and
+    /// its space accounting.
+    pub scratch: super::scratch_quota::HookScratch,
     /// Stops the hook and its Run calls.
     pub cancel: CancelToken,
     /// Whose quotas it runs on.
