@@ -101,7 +101,14 @@ impl Metrics {
                 Outcome::Host(_) => "host",
                 o => o.word(),
             };
-            *m.snap.outcomes.entry(word.to_string()).or_default() += 1;
+            // (No String made for a word already counted: this runs for
+            // every hook, under the lock.)
+            match m.snap.outcomes.get_mut(word) {
+                Some(n) => *n += 1,
+                None => {
+                    m.snap.outcomes.insert(word.to_string(), 1);
+                }
+            }
             if let Outcome::Limit(l) = outcome {
                 *m.snap
                     .limit_hits
