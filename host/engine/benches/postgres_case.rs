@@ -251,8 +251,17 @@ fn case(kind: DriverKind, base: &Path, master: &Path, bin: &Path, port: u16) -> 
     std::thread::sleep(std::time::Duration::from_millis(100));
     let before = used(base);
     let t = Instant::now();
-    store.commit(store.build(2, Some(1)).unwrap()).unwrap();
+    let stats = store.commit(store.build(2, Some(1)).unwrap()).unwrap();
     let snapshot_ms = t.elapsed().as_secs_f64() * 1000.0;
+    eprintln!(
+        "postgres case, {}: snapshot of {} files: {} copied ({} MiB, {} cloned), {} linked",
+        kind,
+        stats.files,
+        stats.copied_files,
+        stats.copied_bytes >> 20,
+        stats.reflinked_files,
+        stats.linked_files
+    );
     let snapshot_new_bytes = used(base).saturating_sub(before);
     let prev = store.usage(1).unwrap();
 

@@ -526,15 +526,90 @@ fn copy_into(
     ids: Option<(u32, u32)>,
 ) -> io::Result<bool> {
     let d = File::from(rustix::fs::openat(dir, name, FILE_NEW, mode(0o600))?);
-    let reflinked = driver.copy_file(src, &d)? == CopyKind::Cloned;
-    rustix::fs::fchmod(&d, mode(mode_bits))?;
-    rustix::fs::futimens(&d, &timestamps(atime_ns, mtime_ns))?;
+    let reflinked = fill(driver, src, &d, mode_bits, (atime_ns, mtime_ns))?;
     if let Some((uid, gid)) = ids {
         let (u, g) = owner(uid, gid);
         // As for any restore: an owner that cannot be set is not an error.
         let _ = rustix::fs::fchown(&d, u, g);
     }
     Ok(reflinked)
+}
+
+/// Give the new file `d` the content of `src` the way the driver copies,
+/// then `mode_bits` and the times. Returns whether it was a reflink.
+fn fill(
+    driver: &dyn StorageDriver,
+    src: &File,
+    d: &File,
+    mode_bits: u32,
+    (atime_ns, mtime_ns): (i64, i64),
+) -> io::Result<bool> {
+    let reflinked = driver.copy_file(src, d)? == CopyKind::Cloned;
+    rustix::fs::fchmod(d, mode(mode_bits))?;
+    rustix::fs::futimens(d, &timestamps(atime_ns, mtime_ns))?;
+    Ok(reflinked)
+}
+
+/// A changed file of a snapshot being built, its entry written and its
+/// (empty) copy made, waiting for its content.
+struct PendingCopy {
+    src: File,
+    dst: File,
+    mode_bits: u32,
+    times: (i64, i64),
+    size: u64,
+    rel: PathBuf,
+}
+
+/// Most copies pending at once (each holds two descriptors).
+const COPY_BATCH: usize = 64;
+
+/// Fill every pending copy, as many at a time as the driver runs
+/// ([`StorageDriver::copy_threads`]). Returns, in order,
+/// whether each was a reflink; the first error (in order) names its file in
+/// `live`.
+fn run_copies(
+    driver: &dyn StorageDriver,
+    jobs: &[PendingCopy],
+    live: &Path,
+) -> Result<Vec<bool>, SnapshotError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fill_one = |j: &PendingCopy| fill(driver, &j.src, &j.dst, j.mode_bits, j.times);
+    let threads = driver.copy_threads().max(1).min(jobs.len());
+    let results: Vec<io::Result<bool>> = if threads < 2 {
+        jobs.iter().map(fill_one).collect()
+    } else {
+        let next = AtomicUsize::new(0);
+        let mut done: Vec<(usize, io::Result<bool>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(j) = jobs.get(i) else { break };
+                            mine.push((i, fill_one(j)));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        vec![(0, Err(io::Error::other("a copy thread panicked")))]
+                    })
+                })
+                .collect()
+        });
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect()
+    };
+    jobs.iter()
+        .zip(results)
+        .map(|(j, r)| r.map_err(ioe("copy", &live.join(&j.rel))))
+        .collect()
 }
 
 /// Remove a tree even where its directories were made read-only. Nothing
@@ -707,6 +782,8 @@ struct Builder<'a> {
     /// Copied files and created directories, relative to `.tmp-<id>`, to
     /// fsync before commit.
     to_flush: Vec<PathBuf>,
+    /// Copies made empty, to fill ([`Builder::flush_copies`]).
+    pending: Vec<PendingCopy>,
     stats: SnapshotStats,
     driver: &'a dyn StorageDriver,
 }
@@ -898,16 +975,18 @@ impl Builder<'_> {
         }
         let e = Entry::from_stat(rel, 'f', &st);
         self.driver.prepare_live_file(&src);
-        let reflinked = copy_into(
-            self.driver,
-            &src,
-            at.dst,
-            name,
-            e.mode & !0o222,
-            (e.atime_ns, e.mtime_ns),
-            None,
-        )
-        .map_err(ioe("copy", &self.live.join(rel)))?;
+        // The copy is made empty now (so that later names can link to it)
+        // and filled with others, a few at a time (`flush_copies`).
+        let dst = rustix::fs::openat(at.dst, name, FILE_NEW, mode(0o600))
+            .map_err(ioe("copy", &self.live.join(rel)))?;
+        self.pending.push(PendingCopy {
+            src,
+            dst: File::from(dst),
+            mode_bits: e.mode & !0o222,
+            times: (e.atime_ns, e.mtime_ns),
+            size: e.size,
+            rel: rel.to_path_buf(),
+        });
         if st.st_nlink > 1 {
             self.inner_links
                 .entry((e.dev, e.ino))
@@ -918,14 +997,26 @@ impl Builder<'_> {
         self.stats.bytes += e.size;
         self.stats.copied_files += 1;
         self.stats.copied_bytes += e.size;
-        if reflinked {
-            self.stats.reflinked_files += 1;
-            self.stats.reflinked_bytes += e.size;
-        } else {
-            self.stats.written_bytes += e.size;
-        }
         self.write_entry(&e)?;
+        if self.pending.len() >= COPY_BATCH {
+            self.flush_copies()?;
+        }
         Ok(Step::Done)
+    }
+
+    /// Fill the pending copies.
+    fn flush_copies(&mut self) -> Result<(), SnapshotError> {
+        let jobs = std::mem::take(&mut self.pending);
+        let reflinked = run_copies(self.driver, &jobs, self.live)?;
+        for (j, r) in jobs.iter().zip(reflinked) {
+            if r {
+                self.stats.reflinked_files += 1;
+                self.stats.reflinked_bytes += j.size;
+            } else {
+                self.stats.written_bytes += j.size;
+            }
+        }
+        Ok(())
     }
 
     /// A file that became a hard link (to the previous snapshot, or within
@@ -1229,6 +1320,7 @@ impl SnapshotStore {
             manifest_path: manifest_path.clone(),
             inner_links: HashMap::new(),
             to_flush: Vec::new(),
+            pending: Vec::new(),
             stats: SnapshotStats {
                 driver: Some(self.driver.kind()),
                 previous,
@@ -1247,6 +1339,7 @@ impl SnapshotStore {
             .and_then(|_| b.manifest.write_all(b"\n"))
             .map_err(ioe("write the manifest", &manifest_path))?;
         b.dir(Path::new(""), live_fd, out_fd, prev_fd, &live_md)?;
+        b.flush_copies()?;
         let mf = b
             .manifest
             .into_inner()

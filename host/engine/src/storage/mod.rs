@@ -139,6 +139,12 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
 
     /// Give the new, empty file `dst` the content of `src`.
     fn copy_file(&self, src: &File, dst: &File) -> io::Result<CopyKind>;
+
+    /// How many [`Self::copy_file`]s a snapshot runs at once. A copy of
+    /// bytes waits on the disk, so several overlap well (the default).
+    fn copy_threads(&self) -> usize {
+        4
+    }
 }
 
 /// A driver, shared.
