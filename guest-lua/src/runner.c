@@ -197,7 +197,9 @@ static void push_error_message(lua_State *L, int idx) {
   switch (lua_type(L, idx)) {
   case LUA_TSTRING:
   case LUA_TNUMBER:
-    lua_pushstring(L, lua_tostring(L, idx));
+    /* A copy, made a string: whole, even with a NUL byte in it. */
+    lua_pushvalue(L, idx);
+    (void)lua_tolstring(L, -1, NULL);
     return;
   case LUA_TNIL:
     lua_pushliteral(L, "error object is nil (error() called without a "

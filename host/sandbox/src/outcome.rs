@@ -458,6 +458,18 @@ impl HookOutcome {
 /// The guest's `hook-error` as an outcome (the one mapping from the WIT
 /// error type). `last_failed` is the host's record of the failed Run call,
 /// which names the function.
+/// A message with its NUL bytes written `\0`, as every message the guest
+/// sends is shown: a raw NUL (from `error("a\0b")`, or quoted from a call
+/// table, e.g. a path `x\0y`) would end the text early in a terminal or a C
+/// string, and with it the part that says what is wrong.
+pub(crate) fn nul_escaped(m: String) -> String {
+    if m.contains('\0') {
+        m.replace('\0', "\\0")
+    } else {
+        m
+    }
+}
+
 pub(crate) fn from_guest(
     err: crate::bindings::runner::HookError,
     last_failed: Option<RunFault>,
@@ -485,7 +497,7 @@ pub(crate) fn from_guest(
                 exit_code,
                 stdout,
                 stderr,
-                message: err.message,
+                message: nul_escaped(err.message),
                 traceback: err.traceback,
             });
         }
@@ -494,7 +506,7 @@ pub(crate) fn from_guest(
     };
     Outcome::Error(ScriptError {
         kind,
-        message: err.message,
+        message: nul_escaped(err.message),
         traceback: err.traceback,
     })
 }

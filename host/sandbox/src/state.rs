@@ -138,9 +138,15 @@ impl host::Host for HookState {
                 Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
             }
             Err(RunFailure::Cancelled { .. }) => Err(wasmtime::Error::new(CancelledHit)),
-            Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(nul_escaped(m)))),
-            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(nul_escaped(m)))),
-            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(nul_escaped(m)))),
+            Err(RunFailure::BadCall(m)) => {
+                Ok(Err(WitRunFailure::BadCall(super::outcome::nul_escaped(m))))
+            }
+            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(
+                super::outcome::nul_escaped(m),
+            ))),
+            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(
+                super::outcome::nul_escaped(m),
+            ))),
             Err(RunFailure::Exit {
                 exit_code,
                 stdout,
@@ -219,17 +225,5 @@ impl HookState {
             left -= text.len() as u64;
             self.transcript_bytes += text.len() as u64;
         }
-    }
-}
-
-/// A failure message the guest raises as a Lua error string, with NUL bytes
-/// written `\0`: the guest's runner reads such a message as a C string, so
-/// a NUL (quoted from the call table, e.g. a path `x\0y`) would cut off the
-/// rest, the part that says what is wrong.
-fn nul_escaped(m: String) -> String {
-    if m.contains('\0') {
-        m.replace('\0', "\\0")
-    } else {
-        m
     }
 }

@@ -37,3 +37,22 @@ fn a_bad_call_message_with_a_nul_byte_reaches_the_hook_whole() {
         assert!(!e.message.contains('\0'));
     }
 }
+
+/// Left over from the crash above: a hook's own error message with a NUL
+/// byte in it (`error("a\0b")`, a string raised as it is, or a number) was
+/// cut at the NUL in the guest, losing the rest. The guest now keeps the
+/// whole message, and the host writes the NUL as `\0`, as for a Run call's.
+#[test]
+fn a_hook_error_with_a_nul_byte_arrives_whole_with_the_nul_written_out() {
+    for (script, want) in [
+        ("error('before\\0after')", "nul.lua:1: before\\0after"),
+        ("error('before\\0after', 0)", "before\\0after"),
+        ("error(42, 0)", "42"),
+    ] {
+        let outcome = lunabox_selffuzz::runtime().run_hook(HookRequest::new(script, "nul.lua"));
+        let Outcome::Error(e) = &outcome.result else {
+            panic!("{script}: {:?}", outcome.result);
+        };
+        assert_eq!(e.message, want, "{script}");
+    }
+}
