@@ -10,8 +10,8 @@
 //! party, (9) what outlives lunabox.
 //!
 //! Tests that need root (a small tmpfs for a full disk, cgroups for detached
-//! processes) print `SKIPPED: <why>` when they cannot run, and count as
-//! skipped, not passed.
+//! processes) say `SKIPPED <test>: <why>` when they cannot run, and
+//! `cargo xtask test` counts them as skipped, not passed (common/skip.rs).
 
 #[path = "common/engine.rs"]
 mod engine_common;
@@ -58,8 +58,12 @@ fn gone(pid: i32) -> bool {
     }
 }
 
+#[path = "common/skip.rs"]
+mod skip_log;
+
+/// The running test (libtest names its thread for it) cannot run here.
 fn skip(why: &str) {
-    eprintln!("SKIPPED: {why}");
+    skip_log::skipped(std::thread::current().name().unwrap_or("hardening"), why);
 }
 
 /// `lunabox eval` of `script` (written to a file) with `args`.

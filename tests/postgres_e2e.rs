@@ -16,7 +16,7 @@
 //! (PostgreSQL refuses to run as root); lunabox runs as root and switches to
 //! it for every Run call. Every cluster the test started is stopped by a
 //! guard, even when the test fails. Without root, PostgreSQL or the
-//! `postgres` account the test prints a loud SKIPPED line and returns
+//! `postgres` account the test says SKIPPED (common/skip.rs) and returns
 //! without checking anything. `the_toolkit_validates_without_warnings` runs
 //! anywhere.
 
@@ -45,9 +45,11 @@ const TABLES: &[&str] = &[
     "pgbench_history",
 ];
 
+#[path = "common/skip.rs"]
+mod skip;
+
 fn skipped(why: &str) {
-    eprintln!("\n*** SKIPPED postgres_e2e: {why} ***\n");
-    println!("SKIPPED postgres_e2e: {why}");
+    skip::skipped("postgres_e2e", why);
 }
 
 /// The newest PostgreSQL bin directory with every program the test uses.

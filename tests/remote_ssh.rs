@@ -1,8 +1,8 @@
 //! Remote environments over SSH, against real test hosts: network
 //! namespaces joined by veth pairs, each running Debian's sshd (see
 //! tests/common/sshhosts.rs). lunabox itself runs inside a namespace too.
-//! Without root or network namespaces every test here prints a loud
-//! SKIPPED line and passes.
+//! Without root or network namespaces every test here says SKIPPED, loudly,
+//! and returns; `cargo xtask test` counts it as skipped, not passed.
 //!
 //! The namespaces share this machine's filesystem: a test host sees the
 //! paths lunabox sees. Tests that check files a remote command wrote, or

@@ -1,8 +1,9 @@
 //! Loop-mounted filesystems for the storage driver tests: a sparse image
 //! file made with `mkfs.btrfs` or `mkfs.xfs -m reflink=1`, mounted with
 //! `mount -o loop` on a fresh directory, unmounted and deleted on drop.
-//! Only root can do this: elsewhere [`LoopFs::new`] prints a loud SKIPPED
-//! line and returns `None`, and the test returns without checking anything.
+//! Only root can do this: elsewhere [`LoopFs::new`] says SKIPPED (see
+//! skip.rs) and returns `None`, and the test returns without checking
+//! anything.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -18,10 +19,9 @@ pub struct LoopFs {
     _dir: tempfile::TempDir,
 }
 
-fn skipped(test: &str, why: &str) {
-    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-    println!("SKIPPED {test}: {why}");
-}
+#[path = "skip.rs"]
+pub mod skip;
+use skip::skipped;
 
 fn have(tool: &str) -> bool {
     Command::new("sh")

@@ -11,10 +11,13 @@
 //! host sees the same paths as lunabox, standing in for a host that mounts
 //! the engine's storage (as the seed's engine does over NFS).
 //!
-//! Needs root and `ip netns`; [`Net::new`] returns `None` (after printing a
-//! loud SKIPPED line) where they are missing.
+//! Needs root and `ip netns`; [`Net::new`] returns `None` (after saying
+//! SKIPPED, see skip.rs) where they are missing.
 
 #![allow(dead_code)]
+
+#[path = "skip.rs"]
+mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -234,8 +237,7 @@ impl Net {
 
     fn build(test: &str, n: usize, root: bool, path: Option<&str>, sftp: bool) -> Option<Net> {
         if let Some(why) = unavailable() {
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            println!("SKIPPED {test}: {why}");
+            skip::skipped(test, &why);
             return None;
         }
         let k = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -243,8 +245,7 @@ impl Net {
         let client = format!("lbc{id}");
         if !run(&["ip", "netns", "add", &client]).status.success() {
             let why = "`ip netns add` failed (no network namespaces here)";
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            println!("SKIPPED {test}: {why}");
+            skip::skipped(test, &why);
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
