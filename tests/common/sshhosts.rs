@@ -245,7 +245,7 @@ impl Net {
         let client = format!("lbc{id}");
         if !run(&["ip", "netns", "add", &client]).status.success() {
             let why = "`ip netns add` failed (no network namespaces here)";
-            skip::skipped(test, &why);
+            skip::skipped(test, why);
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
