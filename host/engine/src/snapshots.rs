@@ -565,51 +565,57 @@ struct PendingCopy {
 const COPY_BATCH: usize = 64;
 
 /// Fill every pending copy, as many at a time as the driver runs
-/// ([`StorageDriver::copy_threads`]). Returns, in order,
-/// whether each was a reflink; the first error (in order) names its file in
-/// `live`.
+/// ([`StorageDriver::copy_threads`]). Returns, in order, whether each was a
+/// reflink; the first error (in order) names its file in `live`.
 fn run_copies(
     driver: &dyn StorageDriver,
     jobs: &[PendingCopy],
     live: &Path,
 ) -> Result<Vec<bool>, SnapshotError> {
+    in_parallel(jobs, driver.copy_threads(), |j| {
+        fill(driver, &j.src, &j.dst, j.mode_bits, j.times).map_err(ioe("copy", &live.join(&j.rel)))
+    })
+    .ok_or_else(|| SnapshotError::Invalid("a copy thread panicked".into()))?
+    .into_iter()
+    .collect()
+}
+
+/// `f` of every item, from up to `threads` threads at once (each takes the
+/// next item no thread has taken), with the results in the items' order;
+/// `None` if a thread panicked.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Option<Vec<R>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let fill_one = |j: &PendingCopy| fill(driver, &j.src, &j.dst, j.mode_bits, j.times);
-    let threads = driver.copy_threads().max(1).min(jobs.len());
-    let results: Vec<io::Result<bool>> = if threads < 2 {
-        jobs.iter().map(fill_one).collect()
-    } else {
-        let next = AtomicUsize::new(0);
-        let mut done: Vec<(usize, io::Result<bool>)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(j) = jobs.get(i) else { break };
-                            mine.push((i, fill_one(j)));
-                        }
-                        mine
-                    })
+    let threads = threads.min(items.len());
+    if threads < 2 {
+        return Some(items.iter().map(f).collect());
+    }
+    let next = AtomicUsize::new(0);
+    let parts = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        vec![(0, Err(io::Error::other("a copy thread panicked")))]
-                    })
-                })
-                .collect()
-        });
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, r)| r).collect()
-    };
-    jobs.iter()
-        .zip(results)
-        .map(|(j, r)| r.map_err(ioe("copy", &live.join(&j.rel))))
-        .collect()
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().ok())
+            .collect::<Option<Vec<_>>>()
+    })?;
+    let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    Some(all.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Remove a tree even where its directories were made read-only. Nothing
@@ -712,29 +718,14 @@ fn open_to_empty(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<OwnedFd
 /// journal commits, so a hundred of them cost about as much as a few.
 fn fsync_all(base: BorrowedFd<'_>, rels: &[PathBuf], shown: &Path) -> Result<(), SnapshotError> {
     const THREADS: usize = 8;
-    if rels.is_empty() {
-        return Ok(());
-    }
-    let chunk = rels.len().div_ceil(THREADS);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = rels
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || -> Result<(), SnapshotError> {
-                    for rel in part {
-                        open_beneath(base, rel, FILE_READ)
-                            .and_then(|fd| Ok(rustix::fs::fsync(&fd)?))
-                            .map_err(ioe("flush", &shown.join(rel)))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(SnapshotError::Invalid("an fsync thread panicked".into())))
-        })
+    in_parallel(rels, THREADS, |rel| {
+        open_beneath(base, rel, FILE_READ)
+            .and_then(|fd| Ok(rustix::fs::fsync(&fd)?))
+            .map_err(ioe("flush", &shown.join(rel)))
     })
+    .ok_or_else(|| SnapshotError::Invalid("an fsync thread panicked".into()))?
+    .into_iter()
+    .collect()
 }
 
 /// Fsync a directory (makes a rename in it durable).
