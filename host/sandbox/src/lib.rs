@@ -329,26 +329,16 @@ impl Runtime {
         let permit = {
             let admit = self.admission.admit(tenant, request.limits.memory);
             tokio::pin!(admit);
-            // Admitted at once (the usual case): no timer is set up. (A
-            // timer polled first, as `select!` may, registers with tokio's
-            // time driver and may wake its thread: a few microseconds a hook.)
-            let now = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(match admit.as_mut().poll(cx) {
-                    std::task::Poll::Ready(r) => Some(r),
-                    std::task::Poll::Pending => None,
-                })
-            })
-            .await;
-            if let Some(r) = now {
-                r
-            } else {
-                loop {
-                    tokio::select! {
-                        r = &mut admit => break r,
-                        _ = tokio::time::sleep(Duration::from_millis(5)) => {
-                            if cancel.is_cancelled() {
-                                return HookOutcome::without_run(Outcome::Cancelled, ms(started));
-                            }
+            loop {
+                tokio::select! {
+                    // The admission first: a hook admitted at once (the usual
+                    // case) never polls the timer, which would register it
+                    // with tokio's time driver (a few microseconds a hook).
+                    biased;
+                    r = &mut admit => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {
+                        if cancel.is_cancelled() {
+                            return HookOutcome::without_run(Outcome::Cancelled, ms(started));
                         }
                     }
                 }

@@ -387,13 +387,18 @@ mod tests {
         assert!(matches!(meter.charge(1), Err(LimitHit(LimitKind::Scratch))));
     }
 
-    #[test]
-    fn every_filesystem_function_the_guest_imports_is_accounted_for() {
-        let rt = crate::Runtime::new(crate::RuntimeConfig {
-            max_concurrent_hooks: 1,
+    /// A runtime with room for `hooks` hooks at once.
+    fn runtime(hooks: u32) -> crate::Runtime {
+        crate::Runtime::new(crate::RuntimeConfig {
+            max_concurrent_hooks: hooks,
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn every_filesystem_function_the_guest_imports_is_accounted_for() {
+        let rt = runtime(1);
         let (engine, component) = rt.guest();
         let mut seen = Vec::new();
         for (name, item) in component.component_type().imports(engine) {
@@ -427,11 +432,7 @@ mod tests {
 
     #[test]
     fn only_a_hook_that_uses_files_takes_a_directory_and_each_gets_an_empty_one() {
-        let rt = crate::Runtime::new(crate::RuntimeConfig {
-            max_concurrent_hooks: 2,
-            ..Default::default()
-        })
-        .unwrap();
+        let rt = runtime(2);
         let run = |script: &str| rt.run_hook(crate::HookRequest::new(script, "t.lua")).result;
         // No file operation: no directory, and nothing to open or check.
         for _ in 0..5 {

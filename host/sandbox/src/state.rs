@@ -15,7 +15,7 @@ use super::bindings::host::{
     self, ExitFailure, LogLevel, RunFailure as WitRunFailure, RunFunction as WitRunFunction,
 };
 use super::limits::{CancelledHit, LimitHit, LimitKind, Limits, MemoryCap, QuotaHit};
-use super::outcome::{LogLine, RunFault};
+use super::outcome::{LogLine, RunFault, nul_escaped};
 use crate::tenant::Tenant;
 use lunabox_run::{CancelToken, Executor, RunContext, RunFailure, RunFunction, TranscriptEntry};
 
@@ -138,15 +138,9 @@ impl host::Host for HookState {
                 Err(wasmtime::Error::new(LimitHit(LimitKind::Time)))
             }
             Err(RunFailure::Cancelled { .. }) => Err(wasmtime::Error::new(CancelledHit)),
-            Err(RunFailure::BadCall(m)) => {
-                Ok(Err(WitRunFailure::BadCall(super::outcome::nul_escaped(m))))
-            }
-            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(
-                super::outcome::nul_escaped(m),
-            ))),
-            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(
-                super::outcome::nul_escaped(m),
-            ))),
+            Err(RunFailure::BadCall(m)) => Ok(Err(WitRunFailure::BadCall(nul_escaped(m)))),
+            Err(RunFailure::BadOutput(m)) => Ok(Err(WitRunFailure::BadOutput(nul_escaped(m)))),
+            Err(RunFailure::Unavailable(m)) => Ok(Err(WitRunFailure::Unavailable(nul_escaped(m)))),
             Err(RunFailure::Exit {
                 exit_code,
                 stdout,
