@@ -5,6 +5,9 @@
 //! iterations). Library backtraces are turned off as the `lunabox` command
 //! turns them off (`quiet_library_backtraces`).
 
+#[path = "common/native.rs"]
+mod native;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +71,7 @@ fn hook(runtime: &Runtime, script: &str) -> Outcome {
 }
 
 fn native(script: &str) -> mlua::Value {
-    let lua = mlua::Lua::new();
+    let lua = native::fresh_state();
     lua.load(script)
         .set_name("bench.lua")
         .eval::<mlua::Value>()
