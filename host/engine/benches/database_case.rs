@@ -12,8 +12,9 @@
 //!   GiB for 1 GiB of data: the data, the full copy and the changes).
 //!
 //! Figures per driver: the incremental snapshot's time (build and commit,
-//! fsyncs included) against `cp -a`'s, both unflushed and followed by
-//! `syncfs` (the copy made durable, as the snapshot is); the new space of
+//! fsyncs included; the median of the rounds) against `cp -a`'s, both
+//! unflushed and followed by `syncfs` (the copy made durable, as the
+//! snapshot is; the median of three copies); the new space of
 //! a round (rewrite + snapshot, from `statfs` after `syncfs`) against the
 //! copy's; the previous snapshot's exclusive and shared space from
 //! `FIEMAP`; and the time to provision a VDB's data from the snapshot
@@ -104,14 +105,21 @@ fn case(kind: DriverKind, base: &Path, total: u64, file_size: u64, rounds: usize
     let last = rounds as u64 + 1;
     let prev = store.usage(last - 1).unwrap();
 
-    let before = used(base);
-    let copy = tmp.path().join("cp");
-    let cp_ms = full_copy(&store.live_dir(), &copy);
-    let t = Instant::now();
-    syncfs(base);
-    let cp_synced_ms = cp_ms + t.elapsed().as_secs_f64() * 1000.0;
-    let cp_bytes = used(base).saturating_sub(before);
-    std::fs::remove_dir_all(&copy).unwrap();
+    // The full copy three times (its time on a loop image varies by 2-3x
+    // from run to run); the medians are the baseline.
+    let (mut cp_runs, mut cp_synced_runs, mut cp_bytes) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..3 {
+        let before = used(base);
+        let copy = tmp.path().join("cp");
+        let cp_ms = full_copy(&store.live_dir(), &copy);
+        let t = Instant::now();
+        syncfs(base);
+        cp_runs.push(cp_ms);
+        cp_synced_runs.push(cp_ms + t.elapsed().as_secs_f64() * 1000.0);
+        cp_bytes = used(base).saturating_sub(before);
+        std::fs::remove_dir_all(&copy).unwrap();
+        syncfs(base);
+    }
 
     let vdb = tmp.path().join("vdb");
     std::fs::create_dir(&vdb).unwrap();
@@ -129,6 +137,8 @@ fn case(kind: DriverKind, base: &Path, total: u64, file_size: u64, rounds: usize
         v[v.len() / 2]
     };
     let snapshot_ms = med(snap_ms);
+    let cp_ms = med(cp_runs);
+    let cp_synced_ms = med(cp_synced_runs);
     let round = med(round_bytes.iter().map(|&b| b as f64).collect()) as u64;
     let time_percent = 100.0 * snapshot_ms / cp_synced_ms;
     let space_percent = 100.0 * round as f64 / cp_bytes.max(1) as f64;
