@@ -445,6 +445,7 @@ bool exports_lunabox_hook_runner_run_hook(hook_string_t *script,
                                           hook_error_t *err) {
   if (gL == NULL)
     lunabox_init(); /* not pre-initialized (development builds) */
+  lbx_running = 1;
   /* The host's limits for this hook (a 0 never comes from the host; the
    * depth is never above what the encoder's arrays hold). */
   lbx_json_max_depth = options->max_depth == 0 || options->max_depth >

@@ -8,20 +8,53 @@ use std::path::Path;
 /// The world the guest implements.
 pub const WORLD: &str = "hook";
 
-/// Parse `wit/hook.wit` into a resolve and select the `hook` world.
+/// The world the guest module is built against: `lunabox:hook/hook` and
+/// the WASI 0.2 interfaces that `guest-lua/src/wasip1.c` makes libc's
+/// files, clocks and randomness of. The component imports only the
+/// functions the module calls.
+const GUEST_WORLD: &str = "package lunabox:guest@0.1.0;
+
+world hook {
+    include lunabox:hook/hook@0.1.0;
+    import wasi:filesystem/types@0.2.12;
+    import wasi:filesystem/preopens@0.2.12;
+    import wasi:clocks/wall-clock@0.2.12;
+    import wasi:clocks/monotonic-clock@0.2.12;
+    import wasi:random/random@0.2.12;
+}
+";
+
+/// The WASI packages the guest world needs, in dependency order (files in
+/// `wasmtime-wasi`'s WIT directory).
+const WASI_PACKAGES: &[&str] = &["io.wit", "clocks.wit", "random.wit", "filesystem.wit"];
+
+/// Parse `wit/hook.wit`, the WASI packages and the guest world into a
+/// resolve, and select the guest's `hook` world.
 ///
-/// The file is pushed by its contents under a fixed relative name so that no
-/// absolute path can reach the generated output.
+/// Every file is pushed by its contents under a fixed relative name so that
+/// no absolute path can reach the generated output.
 pub fn load_world(wit_file: &Path) -> Result<(wit_parser::Resolve, wit_parser::WorldId)> {
+    let mut resolve = wit_parser::Resolve::default();
+    let wasi = crate::workspace::wasi_wit_dir()?;
+    for name in WASI_PACKAGES {
+        let path = wasi.join(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        resolve
+            .push_str(format!("wasi-{name}"), &text)
+            .with_context(|| format!("parsing {}", path.display()))?;
+    }
     let text = std::fs::read_to_string(wit_file)
         .with_context(|| format!("reading {}", wit_file.display()))?;
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve
+    resolve
         .push_str("hook.wit", &text)
         .with_context(|| format!("parsing {}", wit_file.display()))?;
+    let pkg = resolve
+        .push_str("guest.wit", GUEST_WORLD)
+        .context("parsing the guest world (xtask/src/bindings.rs)")?;
     let world = resolve
         .select_world(&[pkg], Some(WORLD))
-        .with_context(|| format!("selecting world `{WORLD}` in {}", wit_file.display()))?;
+        .context("selecting the guest world `hook`")?;
     Ok((resolve, world))
 }
 

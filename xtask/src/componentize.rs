@@ -1,11 +1,11 @@
 //! Turn the pre-initialized core module into a component of world `hook`
-//! with `wit-component`, adapting its WASI preview 1 imports to preview 2
-//! with the reactor adapter of `wasi-preview1-component-adapter-provider`.
+//! with `wit-component`. The module imports WASI 0.2 itself
+//! (`guest-lua/src/wasip1.c`), so no preview 1 adapter is linked in: the
+//! component has one core module of ours besides wit-component's small
+//! shim and fixup modules, and each hook's instantiation links a third of
+//! the functions it did with the adapter.
 
 use anyhow::{Context, Result};
-use wasi_preview1_component_adapter_provider::{
-    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-};
 use wit_component::ComponentEncoder;
 
 /// Encode `module` (which carries the `component-type:hook` custom section
@@ -15,11 +15,6 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>> {
         .validate(true)
         .module(module)
         .context("reading the guest core module for componentization")?
-        .adapter(
-            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
-            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-        )
-        .context("loading the WASI preview 1 reactor adapter")?
         .encode()
         .context("encoding the guest component")
 }

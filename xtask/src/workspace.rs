@@ -27,8 +27,13 @@ pub fn committed_component() -> PathBuf {
     root().join("guest-lua").join("lunabox-guest.wasm")
 }
 
-/// The directory holding Lua 5.4.9's `.c`/`.h` files.
-pub fn lua_src_dir() -> Result<PathBuf> {
+/// The `wasmtime-wasi` version whose WASI 0.2 WIT files the guest's
+/// world imports from.
+pub const WASMTIME_WASI_VERSION: &str = "48.0.8";
+
+/// The directory of package `name` at `version` (a dependency of xtask),
+/// from `cargo metadata`.
+fn package_dir(name: &str, version: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--manifest-path"])
@@ -47,19 +52,39 @@ pub fn lua_src_dir() -> Result<PathBuf> {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|p| p["name"] == "lua-src" && p["version"] == LUA_SRC_VERSION)
+        .find(|p| p["name"] == name && p["version"] == version)
         .with_context(|| {
-            format!("package lua-src {LUA_SRC_VERSION} not in `cargo metadata` (is it still a dependency of xtask?)")
+            format!("package {name} {version} not in `cargo metadata` (is it still a dependency of xtask?)")
         })?;
     let manifest = pkg["manifest_path"]
         .as_str()
-        .context("lua-src has no manifest_path in `cargo metadata`")?;
-    let dir = Path::new(manifest)
+        .with_context(|| format!("{name} has no manifest_path in `cargo metadata`"))?;
+    Ok(Path::new(manifest)
         .parent()
-        .context("lua-src manifest_path has no parent")?
-        .join("lua-5.4.9");
+        .with_context(|| format!("{name} manifest_path has no parent"))?
+        .to_path_buf())
+}
+
+/// The directory holding Lua 5.4.9's `.c`/`.h` files.
+pub fn lua_src_dir() -> Result<PathBuf> {
+    let dir = package_dir("lua-src", LUA_SRC_VERSION)?.join("lua-5.4.9");
     if !dir.join("lua.h").is_file() {
         bail!("{} does not contain lua.h", dir.display());
+    }
+    Ok(dir)
+}
+
+/// The WASI 0.2 WIT packages shipped in `wasmtime-wasi` (`io.wit`,
+/// `clocks.wit`, ...), the interfaces the guest imports for files, clocks
+/// and randomness.
+pub fn wasi_wit_dir() -> Result<PathBuf> {
+    let dir = package_dir("wasmtime-wasi", WASMTIME_WASI_VERSION)?
+        .join("src")
+        .join("p2")
+        .join("wit")
+        .join("deps");
+    if !dir.join("filesystem.wit").is_file() {
+        bail!("{} does not contain filesystem.wit", dir.display());
     }
     Ok(dir)
 }

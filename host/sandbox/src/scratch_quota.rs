@@ -64,13 +64,11 @@ pub const METERED: &[&str] = &[
 #[cfg_attr(not(test), allow(dead_code))]
 pub const UNMETERED: &[&str] = &[
     "[method]descriptor.read-via-stream",
-    "[method]descriptor.get-flags",
     "[method]descriptor.get-type",
     "[method]descriptor.stat",
     "[method]descriptor.remove-directory-at",
     "[method]descriptor.rename-at",
     "[method]descriptor.unlink-file-at",
-    "filesystem-error-code",
 ];
 
 /// One hook's scratch directory, taken from the pool when the guest first
