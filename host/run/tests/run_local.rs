@@ -957,44 +957,62 @@ fn cgroup2_mount() -> PathBuf {
         .expect("a cgroup2 mount")
 }
 
-/// With a cgroup per call, a call's processes are in its own cgroup from
-/// the start (its shell, a child, a child that left the process group),
-/// each call has a new one, and it is removed when the call ends.
+/// With a cgroup per call, a call's processes are in a call cgroup from
+/// the start (its shell, a child, a child that left the process group).
+/// When the call ends the cgroup holds nothing (it is kept, empty, for a
+/// next call, or removed); one killed at a deadline is removed and never
+/// used again (a child cloned into a cgroup once killed is killed at birth).
 #[test]
 fn a_call_s_processes_are_in_its_own_cgroup() {
     if !lunabox_run::executors::contain::cgroups_available() {
         eprintln!("skipped: no cgroup per call here (needs root and cgroup v2)");
         return;
     }
+    // The cgroup v2 path of each `cat /proc/.../cgroup` line in `stdout`.
+    let paths = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("0::/"))
+            .map(str::to_string)
+            .collect()
+    };
+    let is_call_cgroup = |path: &str| {
+        let (parent, call) = path.rsplit_once('/').unwrap();
+        parent.ends_with(&format!("lunabox-{}", std::process::id())) && call.starts_with("call-")
+    };
     let command =
         "cat /proc/$$/cgroup; cat /proc/self/cgroup; setsid sh -c 'cat /proc/self/cgroup'";
     let cgroup_of_a_call = || {
         let (r, entry) = bash(json!({ "command": command }));
         assert_eq!(r, Ok(None));
-        // The cgroup v2 line of each (v1 hierarchies may be listed too).
-        let lines: Vec<&str> = entry
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("0::"))
-            .collect();
+        let lines = paths(&entry.stdout);
         assert_eq!(lines.len(), 3, "{}", entry.stdout);
         assert!(lines.iter().all(|l| *l == lines[0]), "{}", entry.stdout);
-        let path = lines[0].strip_prefix("0::/").expect("a cgroup v2 line");
-        let (parent, call) = path.rsplit_once('/').unwrap();
-        assert!(
-            parent.ends_with(&format!("lunabox-{}", std::process::id()))
-                && call.starts_with("call-"),
-            "{path}"
-        );
-        path.to_string()
+        assert!(is_call_cgroup(&lines[0]), "{}", lines[0]);
+        lines[0].clone()
     };
-    let (first, second) = (cgroup_of_a_call(), cgroup_of_a_call());
-    assert_ne!(first, second);
-    for path in [first, second] {
-        assert!(
-            !cgroup2_mount().join(&path).exists(),
-            "{path} was not removed"
-        );
+    for path in [cgroup_of_a_call(), cgroup_of_a_call()] {
+        let procs = cgroup2_mount().join(&path).join("cgroup.procs");
+        let left = std::fs::read_to_string(&procs).unwrap_or_default();
+        assert!(left.trim().is_empty(), "{path} still holds {left}");
+    }
+
+    let (r, entry) = perform_in(
+        RunFunction::RunBash,
+        json!({ "command": "cat /proc/self/cgroup; sleep 30" }),
+        &deadline_in(300),
+    );
+    assert!(matches!(r, Err(RunFailure::Deadline { .. })), "{r:?}");
+    let killed = paths(&entry.stdout)
+        .pop()
+        .expect("the killed call's cgroup");
+    assert!(is_call_cgroup(&killed), "{killed}");
+    assert!(
+        !cgroup2_mount().join(&killed).exists(),
+        "{killed} was not removed"
+    );
+    for _ in 0..3 {
+        assert_ne!(cgroup_of_a_call(), killed);
     }
 }
 

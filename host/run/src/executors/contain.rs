@@ -14,7 +14,9 @@
 //!   writes `cgroup.kill`, which kills every process in it, detached or not.
 //!   When a call ends normally, processes it left running on purpose (a
 //!   database started with `nohup ... &`) are moved to
-//!   `lunabox-<pid>/background` and the call's cgroup is removed. Without
+//!   `lunabox-<pid>/background`, and the call's cgroup, empty, is kept for
+//!   a next call (a few are; the rest are removed, and at exit the spare
+//!   ones and `lunabox-<pid>` itself when empty). Without
 //!   root or cgroup v2, only the process group is contained: a detached
 //!   process outlives the deadline (documented in the README).
 //! - **Registry.** Every running call is registered here with its process
@@ -70,6 +72,9 @@ fn probe() -> Option<PathBuf> {
         let _ = std::fs::remove_dir(&dir);
         return None;
     }
+    // SAFETY: registers a function with no preconditions, run once at
+    // normal exit (not in a signal handler).
+    unsafe { libc::atexit(release_cgroups_at_exit) };
     Some(dir)
 }
 
@@ -87,14 +92,41 @@ pub struct CallCgroup {
     /// The directory, open: where `clone3(CLONE_INTO_CGROUP)` puts the
     /// child (`None` if it could not be opened).
     fd: Option<OwnedFd>,
+    /// `cgroup.kill` was written: never reused (on Linux 6.18 every child
+    /// cloned into a cgroup once killed is killed at birth).
+    killed: std::sync::atomic::AtomicBool,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Empty call cgroups kept for the next calls: making a cgroup and
+/// removing it took about as long as the rest of starting `true` (and a
+/// child cloned into a new cgroup pays for the kernel's new css_set).
+static SPARE: Mutex<Vec<CallCgroup>> = Mutex::new(Vec::new());
+
+/// At most this many spare call cgroups.
+const SPARE_CGROUPS: usize = 4;
+
+/// At exit: remove the spare call cgroups, and this process' cgroup
+/// directory when nothing is left in it (a process a call left running on
+/// purpose keeps `background`, and so the directory).
+extern "C" fn release_cgroups_at_exit() {
+    let spare = std::mem::take(&mut *SPARE.lock().unwrap_or_else(|p| p.into_inner()));
+    drop(spare);
+    if let Some(base) = base() {
+        let _ = std::fs::remove_dir(base.join("background"));
+        let _ = std::fs::remove_dir(base);
+    }
+}
+
 impl CallCgroup {
-    /// A new cgroup for one call; `None` where there are none.
+    /// A cgroup for one call (a spare one, empty, or a new one); `None`
+    /// where there are none.
     pub fn new() -> Option<CallCgroup> {
         let base = base()?;
+        if let Some(cg) = SPARE.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Some(cg);
+        }
         let dir = base.join(format!("call-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
         if let Err(e) = std::fs::create_dir(&dir) {
             tracing::debug!(dir = %dir.display(), "cannot make a cgroup for the call: {e}");
@@ -110,6 +142,7 @@ impl CallCgroup {
             procs: CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?,
             dir,
             fd,
+            killed: std::sync::atomic::AtomicBool::new(false),
         };
         Some(cg)
     }
@@ -126,6 +159,7 @@ impl CallCgroup {
 
     /// Kill every process in the cgroup.
     pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
         kill_cgroup(&self.dir);
     }
 
@@ -137,17 +171,24 @@ impl CallCgroup {
     }
 
     /// The call ended normally: move what it left running to the
-    /// background cgroup, and remove this one.
+    /// background cgroup, and keep this one, empty, for a next call (or
+    /// remove it).
     pub fn finish(self) {
-        if self.populated()
-            && let Some(base) = base()
-        {
+        let left = self.populated();
+        if left && let Some(base) = base() {
             let bg = base.join("background");
             let _ = std::fs::create_dir(&bg);
             if let Ok(pids) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
                 for pid in pids.split_whitespace() {
                     let _ = std::fs::write(bg.join("cgroup.procs"), pid);
                 }
+            }
+        }
+        if !self.killed.load(Ordering::Relaxed) && (!left || !self.populated()) {
+            let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < SPARE_CGROUPS {
+                spare.push(self);
+                return;
             }
         }
         self.remove();
