@@ -424,8 +424,15 @@ int32_t P1(fd_write)(int32_t fd, int32_t iovs, int32_t n, int32_t out) {
     }
   }
   wasi_io_streams_output_stream_drop_own(stream);
-  if (!f->append)
+  if (!f->append) {
     f->pos += total;
+  } else {
+    /* An append leaves the position at the new end of file (as on
+     * Linux), where `seek("cur")` after a flush must find it. */
+    wasi_filesystem_types_descriptor_stat_t st;
+    if (wasi_filesystem_types_method_descriptor_stat(borrow(f), &st, &err))
+      f->pos = st.size;
+  }
   if (total > 0 || rc == __WASI_ERRNO_SUCCESS) {
     *PTR(uint32_t, out) = (uint32_t)total;
     return __WASI_ERRNO_SUCCESS;

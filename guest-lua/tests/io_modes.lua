@@ -48,11 +48,20 @@ for l in io.lines("/big.txt") do
 end
 assert(n == 3000)
 
--- "a+" reads from anywhere and still appends at the end.
+-- "a+" reads from anywhere and still appends at the end, where the
+-- position is after the write.
 f = assert(io.open("/modes.txt", "a+"))
 assert(f:write("gh"))
+assert(f:flush())
+assert(f:seek("cur") == 8, f:seek("cur"))
 assert(f:seek("set", 0) == 0)
 assert(f:read("a") == "abXYefgh")
+assert(f:seek("set", 1) == 1)
+assert(f:write("ij"))
+assert(f:flush())
+assert(f:seek("cur") == 10)
+assert(f:seek("set", 0) == 0)
+assert(f:read("a") == "abXYefghij")
 f:close()
 
 -- Errors name the cause.
