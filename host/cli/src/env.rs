@@ -25,7 +25,7 @@ the key's fingerprint and how to accept it."
         /// This machine.
         #[arg(long, required_unless_present = "ssh", conflicts_with = "ssh")]
         local: bool,
-        /// A host reached over SSH, as USER@HOST[:PORT].
+        /// A host reached over SSH, as `USER@HOST[:PORT]`.
         #[arg(long, value_name = "USER@HOST[:PORT]")]
         ssh: Option<String>,
         /// The private key for --ssh (default ~/.ssh/id_ed25519).

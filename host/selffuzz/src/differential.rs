@@ -16,7 +16,7 @@
 //! escaped, integers apart from floats, NaN as `nan` whatever its sign) of
 //! the status, the error and every variable, so any difference in values,
 //! number kinds or error text shows. Both sides load it as `=diff.lua`.
-//! Known differences, normalized on both sides (see [`normalize`]): the
+//! Known differences, normalized on both sides (see `normalize`): the
 //! sign of a NaN as `tostring` writes it, and which bad argument of
 //! `math.fmod` is reported.
 

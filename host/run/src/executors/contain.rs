@@ -9,7 +9,7 @@
 //!   v2 hierarchy is mounted, each call runs in a cgroup of its own
 //!   (`<cgroup2>/<lunabox's cgroup>/lunabox-<pid>/call-<n>`); the command
 //!   is created in it (`clone3(CLONE_INTO_CGROUP)`, or it joins before
-//!   exec where that is refused: see [`super::spawn`]), so nothing it
+//!   exec where that is refused: see `executors::spawn`), so nothing it
 //!   starts can leave it; the deadline
 //!   writes `cgroup.kill`, which kills every process in it, detached or not.
 //!   When a call ends normally, processes it left running on purpose (a

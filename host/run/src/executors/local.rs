@@ -32,7 +32,7 @@
 //!   their groups) are looked up once per executor and user name.
 //! - **Process.** The child leads its own process group; with a cgroup per
 //!   call ([`super::contain`]) it is created in the call's cgroup (see
-//!   [`super::spawn`] for how, and why not by joining it). The calling thread
+//!   `executors::spawn` for how, and why not by joining it). The calling thread
 //!   watches it with `poll(2)` on its stdout and stderr pipes and a pidfd
 //!   (no threads), keeping at most [`RunContext::capture_limit`] bytes of
 //!   each stream and dropping the rest. The call ends when the child has

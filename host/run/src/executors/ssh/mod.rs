@@ -19,13 +19,13 @@
 //! [`ExecError::Unavailable`] that shows the key's SHA256 fingerprint and
 //! how to accept it. Authentication is by the identity file's key only.
 //!
-//! **A call** (see [`script`]): the exec request carries a fixed POSIX sh
+//! **A call** (see `ssh::script`): the exec request carries a fixed POSIX sh
 //! driver; the call's variables and script go on the channel's stdin and
 //! are `eval`ed there, so values of any size and content arrive intact and
 //! nothing relies on the server's `AcceptEnv`. The call's files (the fresh,
 //! empty output file `$DLPX_OUTPUT_FILE`, a script file where one is
 //! needed) are `N.*` in the connection's private directory, made once with
-//! the connection by its keeper (see [`callfiles`]), which also kills
+//! the connection by its keeper (see `ssh::callfiles`), which also kills
 //! every call still running when the connection goes away (a dropped
 //! connection leaves nothing running). The driver runs the interpreter
 //! from the user's home with stdin at `/dev/null`, wrapped in coreutils
@@ -45,8 +45,8 @@
 //!
 //! **RunSync** from the host's `sourceDirectory` runs the local `rsync`
 //! with its remote half on a new channel of the same connection (see
-//! [`rsync`]): no second connection, no `ssh` client needed here. The
-//! passes and filters are those of the local copy ([`super::sync`]),
+//! `ssh::rsync`): no second connection, no `ssh` client needed here. The
+//! passes and filters are those of the local copy (`executors::sync`),
 //! planned from a listing of the followed paths made on the host over the
 //! connection.
 
