@@ -57,9 +57,9 @@ fn probe() -> Option<PathBuf> {
     })?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
-    let dir = mount
-        .join(own.trim_start_matches('/'))
-        .join(format!("lunabox-{}", std::process::id()));
+    let parent = mount.join(own.trim_start_matches('/'));
+    remove_stale(&parent);
+    let dir = parent.join(format!("lunabox-{}", std::process::id()));
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -76,6 +76,37 @@ fn probe() -> Option<PathBuf> {
     // normal exit (not in a signal handler).
     unsafe { libc::atexit(release_cgroups_at_exit) };
     Some(dir)
+}
+
+/// Remove the `lunabox-<pid>` cgroups under `parent` of processes that are
+/// gone, with their empty children: a lunabox that was killed (or whose
+/// background cgroup was still in use at exit) leaves its directory
+/// behind. A cgroup that still holds a process is kept.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lunabox-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(children) = std::fs::read_dir(e.path()) {
+            for c in children.flatten() {
+                if c.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
 }
 
 /// Whether calls get a cgroup each (root with cgroup v2).
@@ -382,5 +413,37 @@ pub(crate) fn own_group_piped(cmd: &mut std::process::Command) {
             unblock_all_signals();
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_process_s_cgroups_are_removed_and_a_live_one_s_kept() {
+        let Some(ours) = base() else {
+            eprintln!("SKIPPED: a cgroup per call needs root and cgroup v2");
+            return;
+        };
+        let parent = ours.parent().unwrap();
+        // A pid that is gone: a child of ours, reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = parent.join(format!("lunabox-{gone}"));
+        std::fs::create_dir(&stale).unwrap();
+        std::fs::create_dir(stale.join("call-0")).unwrap();
+        std::fs::create_dir(stale.join("background")).unwrap();
+        // pid 1 is alive: its directory stays.
+        let live = parent.join("lunabox-1");
+        let made_live = std::fs::create_dir(&live).is_ok();
+        remove_stale(parent);
+        assert!(!stale.exists(), "{} was left", stale.display());
+        assert!(live.exists(), "a live process's cgroup was removed");
+        assert!(ours.exists(), "our own cgroup was removed");
+        if made_live {
+            std::fs::remove_dir(&live).unwrap();
+        }
     }
 }
