@@ -89,13 +89,12 @@ void lbx_json_encode(lua_State *L, int idx, lbx_buf *b, const char *root,
 
 /* Open the libraries a hook gets and apply the sandbox rules. */
 void lbx_open_sandbox(lua_State *L);
-/* Start of the hook, for os.clock (seconds since the hook started). */
-/* Look up the host's preopened directories (once per instance). */
 /* Set when the first hook starts. Before, at pre-initialization (libc's
  * constructors, lunabox-init), the WASI functions are deterministic and
  * call no import: no preopened directory, clocks read 0, random bytes are
  * zeros (wasip1.c). */
 extern int lbx_running;
+/* Look up the host's preopened directories (once per instance). */
 void lbx_ensure_preopens(void);
 
 /* ---- globals.c ---- */

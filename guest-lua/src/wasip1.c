@@ -60,7 +60,9 @@ int32_t P1(random_get)(int32_t buf, int32_t len);
 /* ---------------------------------------------------------------------- */
 /* Descriptors                                                             */
 
-enum kind { FREE = 0, STDIN, STDOUT, STDERR, NODE };
+/* What a descriptor is: stdin (reads empty), stdout or stderr (writes are
+ * dropped), or a directory or file of the scratch directory. */
+enum kind { FREE = 0, STDIN, SINK, NODE };
 
 struct fd {
   uint8_t kind;
@@ -75,14 +77,21 @@ struct fd {
 #define MAX_FDS 128
 
 static struct fd fds[MAX_FDS] = {
-    [0] = {.kind = STDIN}, [1] = {.kind = STDOUT}, [2] = {.kind = STDERR}};
+    [0] = {.kind = STDIN}, [1] = {.kind = SINK}, [2] = {.kind = SINK}};
 static int preopens_taken;
 int lbx_running;
 
-static struct fd *node(int32_t fd) {
-  if (fd < 0 || fd >= MAX_FDS || fds[fd].kind != NODE)
+/* The open descriptor `fd`, or NULL. */
+static struct fd *open_fd(int32_t fd) {
+  if (fd < 0 || fd >= MAX_FDS || fds[fd].kind == FREE)
     return NULL;
   return &fds[fd];
+}
+
+/* The open directory or file `fd`, or NULL. */
+static struct fd *node(int32_t fd) {
+  struct fd *f = open_fd(fd);
+  return f != NULL && f->kind == NODE ? f : NULL;
 }
 
 static wasi_filesystem_types_borrow_descriptor_t borrow(struct fd *f) {
@@ -285,28 +294,29 @@ int32_t P1(fd_prestat_dir_name)(int32_t fd, int32_t path, int32_t len) {
 /* Descriptor operations                                                   */
 
 int32_t P1(fd_close)(int32_t fd) {
-  if (fd < 0 || fd >= MAX_FDS || fds[fd].kind == FREE)
+  struct fd *f = open_fd(fd);
+  if (f == NULL)
     return __WASI_ERRNO_BADF;
-  release(&fds[fd]);
+  release(f);
   return __WASI_ERRNO_SUCCESS;
 }
 
 int32_t P1(fd_renumber)(int32_t from, int32_t to) {
-  if (from < 0 || from >= MAX_FDS || fds[from].kind == FREE || to < 0 ||
-      to >= MAX_FDS || fds[to].kind == FREE)
+  struct fd *a = open_fd(from), *b = open_fd(to);
+  if (a == NULL || b == NULL)
     return __WASI_ERRNO_BADF;
-  if (from == to)
+  if (a == b)
     return __WASI_ERRNO_SUCCESS;
-  release(&fds[to]);
-  fds[to] = fds[from];
-  memset(&fds[from], 0, sizeof fds[from]);
+  release(b);
+  *b = *a;
+  memset(a, 0, sizeof *a);
   return __WASI_ERRNO_SUCCESS;
 }
 
 int32_t P1(fd_fdstat_get)(int32_t fd, int32_t out) {
-  if (fd < 0 || fd >= MAX_FDS || fds[fd].kind == FREE)
+  struct fd *f = open_fd(fd);
+  if (f == NULL)
     return __WASI_ERRNO_BADF;
-  struct fd *f = &fds[fd];
   __wasi_fdstat_t *st = PTR(__wasi_fdstat_t, out);
   memset(st, 0, sizeof *st);
   st->fs_rights_base = ~(__wasi_rights_t)0;
@@ -336,21 +346,21 @@ int32_t P1(fd_fdstat_get)(int32_t fd, int32_t out) {
 }
 
 int32_t P1(fd_fdstat_set_flags)(int32_t fd, int32_t flags) {
-  struct fd *f = node(fd);
+  struct fd *f = open_fd(fd);
   if (f == NULL)
-    return fd >= 0 && fd < 3 ? __WASI_ERRNO_NOTSUP : __WASI_ERRNO_BADF;
-  if (flags & ~__WASI_FDFLAGS_APPEND)
+    return __WASI_ERRNO_BADF;
+  if (f->kind != NODE || (flags & ~__WASI_FDFLAGS_APPEND))
     return __WASI_ERRNO_NOTSUP;
   f->append = (flags & __WASI_FDFLAGS_APPEND) != 0;
   return __WASI_ERRNO_SUCCESS;
 }
 
 int32_t P1(fd_seek)(int32_t fd, int64_t offset, int32_t whence, int32_t out) {
-  if (fd >= 0 && fd < 3 && fds[fd].kind != FREE)
-    return __WASI_ERRNO_SPIPE;
-  struct fd *f = node(fd);
+  struct fd *f = open_fd(fd);
   if (f == NULL)
     return __WASI_ERRNO_BADF;
+  if (f->kind != NODE)
+    return __WASI_ERRNO_SPIPE;
   if (f->type == WASI_FILESYSTEM_TYPES_DESCRIPTOR_TYPE_DIRECTORY)
     return __WASI_ERRNO_BADF;
   int64_t base;
@@ -385,18 +395,16 @@ int32_t P1(fd_seek)(int32_t fd, int64_t offset, int32_t whence, int32_t out) {
 int32_t P1(fd_write)(int32_t fd, int32_t iovs, int32_t n, int32_t out) {
   const __wasi_ciovec_t *iov = PTR(const __wasi_ciovec_t, iovs);
   size_t total = 0;
-  if (fd == 1 || fd == 2) {
-    if (fds[fd].kind == FREE)
-      return __WASI_ERRNO_BADF;
+  struct fd *f = open_fd(fd);
+  if (f == NULL || f->kind == STDIN)
+    return __WASI_ERRNO_BADF;
+  if (f->kind == SINK) {
     /* No stdout or stderr for a hook: the bytes are dropped. */
     for (int32_t i = 0; i < n; i++)
       total += iov[i].buf_len;
     *PTR(uint32_t, out) = (uint32_t)total;
     return __WASI_ERRNO_SUCCESS;
   }
-  struct fd *f = node(fd);
-  if (f == NULL)
-    return __WASI_ERRNO_BADF;
   wasi_filesystem_types_own_output_stream_t stream;
   wasi_filesystem_types_error_code_t err;
   bool ok = f->append ? wasi_filesystem_types_method_descriptor_append_via_stream(
@@ -441,13 +449,13 @@ int32_t P1(fd_write)(int32_t fd, int32_t iovs, int32_t n, int32_t out) {
 }
 
 int32_t P1(fd_read)(int32_t fd, int32_t iovs, int32_t n, int32_t out) {
-  if (fd == 0 && fds[0].kind == STDIN) {
+  struct fd *f = open_fd(fd);
+  if (f == NULL || f->kind == SINK)
+    return __WASI_ERRNO_BADF;
+  if (f->kind == STDIN) {
     *PTR(uint32_t, out) = 0; /* empty stdin */
     return __WASI_ERRNO_SUCCESS;
   }
-  struct fd *f = node(fd);
-  if (f == NULL)
-    return __WASI_ERRNO_BADF;
   if (f->type == WASI_FILESYSTEM_TYPES_DESCRIPTOR_TYPE_DIRECTORY)
     return __WASI_ERRNO_ISDIR;
   __wasi_iovec_t *iov = PTR(__wasi_iovec_t, iovs);
