@@ -455,9 +455,6 @@ impl HookOutcome {
     }
 }
 
-/// The guest's `hook-error` as an outcome (the one mapping from the WIT
-/// error type). `last_failed` is the host's record of the failed Run call,
-/// which names the function.
 /// A message with its NUL bytes written `\0`, as every message the guest
 /// sends is shown: a raw NUL (from `error("a\0b")`, or quoted from a call
 /// table, e.g. a path `x\0y`) would end the text early in a terminal or a C
@@ -470,6 +467,9 @@ pub(crate) fn nul_escaped(m: String) -> String {
     }
 }
 
+/// The guest's `hook-error` as an outcome (the one mapping from the WIT
+/// error type). `last_failed` is the host's record of the failed Run call,
+/// which names the function.
 pub(crate) fn from_guest(
     err: crate::bindings::runner::HookError,
     last_failed: Option<RunFault>,

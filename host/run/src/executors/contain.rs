@@ -31,7 +31,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Where this process' call cgroups live, when it can have them.
@@ -125,7 +125,7 @@ pub struct CallCgroup {
     fd: Option<OwnedFd>,
     /// `cgroup.kill` was written: never reused (on Linux 6.18 every child
     /// cloned into a cgroup once killed is killed at birth).
-    killed: std::sync::atomic::AtomicBool,
+    killed: AtomicBool,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -173,7 +173,7 @@ impl CallCgroup {
             procs: CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?,
             dir,
             fd,
-            killed: std::sync::atomic::AtomicBool::new(false),
+            killed: AtomicBool::new(false),
         };
         Some(cg)
     }
@@ -313,7 +313,7 @@ impl Drop for Registered {
     }
 }
 
-static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Whether [`stop_all`] was called: no new command may start.
 pub fn stopping() -> bool {
@@ -423,7 +423,10 @@ mod tests {
     #[test]
     fn a_gone_process_s_cgroups_are_removed_and_a_live_one_s_kept() {
         let Some(ours) = base() else {
-            eprintln!("SKIPPED: a cgroup per call needs root and cgroup v2");
+            crate::test_skip::skipped(
+                "a_gone_process_s_cgroups_are_removed_and_a_live_one_s_kept",
+                "a cgroup per call needs root and cgroup v2",
+            );
             return;
         };
         let parent = ours.parent().unwrap();

@@ -292,7 +292,7 @@ fn clone_into(cmd: &Command, run_as: &RunAs, cgroup: BorrowedFd<'_>) -> Result<P
     };
     drop((null, out_w, err_w, report_w));
     let mut proc = Proc {
-        pid: pid as libc::pid_t,
+        pid,
         stdout: Some(out_r),
         stderr: Some(err_r),
         status: None,
