@@ -17,6 +17,12 @@ pub mod executors;
 pub mod output;
 mod perform;
 
+/// How a unit test that cannot run here says so (counted as skipped by
+/// `cargo xtask test`).
+#[cfg(test)]
+#[path = "../../../tests/common/skip.rs"]
+pub(crate) mod test_skip;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

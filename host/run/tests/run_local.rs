@@ -10,6 +10,9 @@ use lunabox_run::executors::LocalExecutor;
 use lunabox_run::{self, Executor, RunCall, RunContext, RunFailure, RunFunction, TranscriptEntry};
 use serde_json::{Value, json};
 
+#[path = "../../../tests/common/skip.rs"]
+mod skip;
+
 type Outcome = (Result<Option<Value>, RunFailure>, TranscriptEntry);
 
 fn ctx() -> RunContext {
@@ -756,7 +759,10 @@ fn inner_user_mismatch_check() {
 #[test]
 fn as_root_commands_run_as_the_environment_user_from_its_home() {
     if !is_root() {
-        eprintln!("skipped: needs root to switch users");
+        skip::skipped(
+            "as_root_commands_run_as_the_environment_user_from_its_home",
+            "needs root to switch users",
+        );
         return;
     }
     let a = other_account()
@@ -965,7 +971,10 @@ fn cgroup2_mount() -> PathBuf {
 #[test]
 fn a_call_s_processes_are_in_its_own_cgroup() {
     if !lunabox_run::executors::contain::cgroups_available() {
-        eprintln!("skipped: no cgroup per call here (needs root and cgroup v2)");
+        skip::skipped(
+            "a_call_s_processes_are_in_its_own_cgroup",
+            "no cgroup per call here (needs root and cgroup v2)",
+        );
         return;
     }
     // The cgroup v2 path of each `cat /proc/.../cgroup` line in `stdout`.

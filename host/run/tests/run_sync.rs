@@ -9,6 +9,9 @@ use lunabox_run::executors::LocalExecutor;
 use lunabox_run::{self, RunContext, RunFailure, RunFunction, TranscriptEntry};
 use serde_json::{Value, json};
 
+#[path = "../../../tests/common/skip.rs"]
+mod skip;
+
 fn sync(call: Value, data: &Path) -> (Result<Option<Value>, RunFailure>, TranscriptEntry) {
     let ctx = RunContext {
         deadline: Some(Instant::now() + Duration::from_secs(60)),
@@ -286,7 +289,10 @@ fn without_a_data_directory_run_sync_is_unavailable() {
 fn as_root_the_source_is_read_as_the_environment_user() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to switch users");
+        skip::skipped(
+            "as_root_the_source_is_read_as_the_environment_user",
+            "needs root to switch users",
+        );
         return;
     }
     use std::os::unix::fs::PermissionsExt;

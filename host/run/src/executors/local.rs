@@ -1194,7 +1194,10 @@ mod tests {
     #[test]
     fn clone3_and_the_command_fallback_start_the_same() {
         if !contain::cgroups_available() {
-            eprintln!("skipped: no cgroup per call here (needs root and cgroup v2)");
+            crate::test_skip::skipped(
+                "clone3_and_the_command_fallback_start_the_same",
+                "no cgroup per call here (needs root and cgroup v2)",
+            );
             return;
         }
         let exec = LocalExecutor::new();
