@@ -31,9 +31,13 @@ pub fn committed_component() -> PathBuf {
 /// world imports from.
 pub const WASMTIME_WASI_VERSION: &str = "48.0.8";
 
-/// The directory of package `name` at `version` (a dependency of xtask),
-/// from `cargo metadata`.
-fn package_dir(name: &str, version: &str) -> Result<PathBuf> {
+/// `cargo metadata` of the workspace, run once per xtask process (the
+/// guest build asks it for two packages).
+fn metadata() -> Result<&'static serde_json::Value> {
+    static META: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    if let Some(m) = META.get() {
+        return Ok(m);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--manifest-path"])
@@ -48,6 +52,13 @@ fn package_dir(name: &str, version: &str) -> Result<PathBuf> {
     }
     let meta: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing `cargo metadata` output")?;
+    Ok(META.get_or_init(|| meta))
+}
+
+/// The directory of package `name` at `version` (a dependency of xtask),
+/// from `cargo metadata`.
+fn package_dir(name: &str, version: &str) -> Result<PathBuf> {
+    let meta = metadata()?;
     let pkg = meta["packages"]
         .as_array()
         .into_iter()
